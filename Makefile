@@ -1,0 +1,49 @@
+# seqwatch developer entry points. Every target sets up what it needs itself.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SEQWATCH := $(BIN)/seqwatch
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install demo test test-unit bench lint format clean kafka-up kafka-down
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "seqwatch: Python 3.11+ not found"; exit 2; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+## The main job: local Kafka, topics, a worker, the bundled samples replayed, alerts printed.
+demo: install
+	$(SEQWATCH) demo
+
+## Unit and integration tests; the test session starts (and stops) its own Kafka on port 29092.
+test: install
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest tests/unit
+
+bench: install
+	$(SEQWATCH) bench
+
+lint: install
+	$(BIN)/ruff check app tests topics
+	$(BIN)/ruff format --check app tests topics
+
+format: install
+	$(BIN)/ruff check --fix app tests topics
+	$(BIN)/ruff format app tests topics
+
+kafka-up: install
+	$(SEQWATCH) kafka up
+
+kafka-down: install
+	$(SEQWATCH) kafka down
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis *.egg-info

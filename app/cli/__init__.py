@@ -1,0 +1,1 @@
+"""The `seqwatch` command line: one console script, one module per subcommand."""
