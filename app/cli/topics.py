@@ -28,7 +28,9 @@ def topics() -> None:
 @kafka_options
 @_file
 @click.option("--replication-factor", type=int, help="Override the file's default replication.")
-@click.option("--check", is_flag=True, help="Create nothing; exit 1 if anything is missing or differs.")
+@click.option(
+    "--check", is_flag=True, help="Create nothing; exit 1 if anything is missing or differs."
+)
 @click.option("--timeout", type=float, default=10.0, show_default=True)
 def apply(
     kafka: KafkaSettings,

@@ -288,7 +288,7 @@ def wait_until_ready(
             metadata = admin.list_topics(timeout=2)
             if metadata.brokers:
                 return
-        except Exception:  # noqa: BLE001 - librdkafka raises KafkaException variants
+        except Exception:
             pass
         if time.monotonic() > deadline:
             raise SeqwatchError(f"Kafka at {bootstrap} did not answer within {timeout:.0f} s")

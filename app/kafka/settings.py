@@ -40,7 +40,8 @@ class KafkaSettings:
             out.append("--bootstrap is empty")
         if self.security_protocol not in PROTOCOLS:
             out.append(
-                f"--security-protocol {self.security_protocol!r} is not one of {', '.join(PROTOCOLS)}"
+                f"--security-protocol {self.security_protocol!r} "
+                f"is not one of {', '.join(PROTOCOLS)}"
             )
         if self.security_protocol.startswith("SASL"):
             if self.sasl_mechanism not in MECHANISMS:

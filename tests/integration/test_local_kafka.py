@@ -54,5 +54,7 @@ def test_missing_java_is_one_clear_line(tmp_path) -> None:
     result = run_seqwatch("kafka", "up", "--port", "29292", env=env)
     assert result.returncode == 2
     lines = result.stderr.decode().strip().splitlines()
-    assert lines == ["seqwatch: 'java' not found on PATH: Java 17+ is needed to run the local Kafka broker"]
+    assert lines == [
+        "seqwatch: 'java' not found on PATH: Java 17+ is needed to run the local Kafka broker"
+    ]
     assert not os.path.exists(tmp_path / "cache" / "run" / "kafka-29292" / "kafka.pid")

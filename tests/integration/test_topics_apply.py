@@ -45,7 +45,9 @@ def test_apply_creates_then_reports_ok(kafka: KafkaSettings, tmp_path: Path, uni
     assert second.stdout.decode().split() == ["ok", f"in-{unique}", "ok", f"alerts-{unique}"]
 
 
-def test_drift_is_reported_and_left_alone(kafka: KafkaSettings, tmp_path: Path, unique: str) -> None:
+def test_drift_is_reported_and_left_alone(
+    kafka: KafkaSettings, tmp_path: Path, unique: str
+) -> None:
     client, _ = kadmin.connect(kafka)
     kadmin.create_topic(client, f"in-{unique}", 1, 1, {"retention.ms": "60000"})
     spec = _spec(tmp_path, unique, partitions=3)

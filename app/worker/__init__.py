@@ -1,0 +1,1 @@
+"""The streaming worker: Faust agents around the pure detection engine."""

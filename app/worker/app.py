@@ -1,0 +1,217 @@
+"""The Faust application: two agents around one detection engine.
+
+    input topics --ingest--> <group>-events-by-entity --detect--> alerts topic
+                     └──> dead-letter topic        (RocksDB table `sequences`,
+                                                     changelog <group>-sequences-changelog)
+
+`ingest` decodes and prefilters every record (stateless, any partition) and re-keys
+the few candidate events by their join key, so that all events of one process meet
+on one partition of the repartition topic. `detect` owns the state of its partitions
+in a RocksDB-backed table; every state change goes through the table so that it
+reaches the changelog, which is what lets a restarted or rebalanced worker resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.engine import Engine, Event, Reject, Source, load_rule
+from app.worker.deadletter import deadletter_headers
+from app.worker.metrics import WorkerStats, build_registry
+from app.worker.settings import WorkerSettings
+from app.worker.state import TableState
+
+log = logging.getLogger("seqwatch.worker")
+
+
+def build_app(settings: WorkerSettings) -> faust.App:
+    """A configured Faust app; nothing connects until a faust.Worker runs it."""
+    rule = load_rule(settings.rule_path)
+    engine = Engine(
+        rule,
+        ttl_ms=settings.ttl_ms,
+        lateness_ms=settings.lateness_ms,
+        alert_cap=settings.alert_cap,
+    )
+    app = faust.App(
+        settings.group_id,
+        broker=settings.kafka.faust_broker(),
+        broker_credentials=settings.kafka.faust_credentials(),
+        store="rocksdb://",
+        datadir=str(settings.data_dir),
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        topic_allow_declare=True,
+        table_standby_replicas=settings.standby_replicas,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
+        broker_commit_interval=1.0,
+        consumer_max_fetch_size=max(4 * 1024 * 1024, settings.max_record_bytes * 2),
+        producer_max_request_size=max(1024 * 1024, settings.max_record_bytes * 2 + 65536),
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        web_stats_enabled=False,
+        web_tables_enabled=False,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    if settings.input_pattern:
+        source = app.topic(pattern=re.compile(settings.input_pattern))
+    else:
+        source = app.topic(*settings.input_topics)
+    by_entity = app.topic(settings.repartition_topic, partitions=settings.partitions)
+    alerts_topic = app.topic(settings.alerts_topic)
+    deadletter = app.topic(settings.deadletter_topic)
+    table = app.Table(
+        settings.table_name,
+        default=None,
+        partitions=settings.partitions,
+        key_serializer="json",
+        value_serializer="json",
+        options={
+            "driver": "rocksdict",
+            # RocksDB's default is a 2 GiB block cache per partition database.
+            "block_cache_size": settings.block_cache_mb * 1024 * 1024,
+            "block_cache_compressed_size": settings.block_cache_mb * 1024 * 1024 // 4,
+            "write_buffer_size": 8 * 1024 * 1024,
+        },
+    )
+    state = TableState(table)
+    stats = WorkerStats()
+    registry, latency = build_registry(stats, engine, lambda: _table_size(table))
+    max_bytes = settings.max_record_bytes
+    source_topic_name = settings.repartition_topic
+
+    @app.agent(source, name="ingest")
+    async def ingest(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            stats.events_in[message.topic] += 1
+            raw = message.value
+            src = Source(message.topic, message.partition, message.offset)
+            if raw is None:
+                decoded: Event | Reject | None = Reject("empty", "record has no value (tombstone)")
+            elif len(raw) > max_bytes:
+                decoded = Reject("too_large", f"{len(raw)} bytes > --max-record-bytes {max_bytes}")
+            else:
+                decoded = engine.decode(raw, src)
+            if decoded is None:
+                stats.dropped += 1
+            elif isinstance(decoded, Reject):
+                stats.rejects[decoded.reason] += 1
+                stats.deadlettered += 1
+                await deadletter.send(
+                    key=message.key,
+                    value=raw if raw is not None else b"",
+                    headers=deadletter_headers(decoded, src, message.timestamp),
+                )
+                log.warning(
+                    "dead-lettered %s/%d@%d: %s (%s)",
+                    src.topic,
+                    src.partition,
+                    src.offset,
+                    decoded.reason,
+                    decoded.detail,
+                )
+            else:
+                stats.forwarded += 1
+                # Forward with the original record timestamp: the latency metric
+                # measures from the network event's arrival, not from this hop.
+                await by_entity.send(
+                    key=decoded.key.encode(),
+                    value=decoded.to_bytes(),
+                    timestamp=message.timestamp,
+                )
+
+    @app.agent(by_entity, name="detect")
+    async def detect(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            message = event.message
+            candidate = Event.from_bytes(message.value)
+            scope = str(message.partition)
+            for alert in engine.process(candidate, state, scope=scope):
+                await alerts_topic.send(key=candidate.key.encode(), value=engine.alert_bytes(alert))
+                stats.alerts_sent += 1
+                latency.observe(max(0.0, time.time() - message.timestamp))
+                log.warning("ALERT %s", _describe(alert))
+            stats.watermark_ms[scope] = max(
+                stats.watermark_ms.get(scope, 0), candidate.timestamp_ms
+            )
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+        return web.json(
+            {
+                "status": "ok",
+                "group_id": settings.group_id,
+                "rebalancing": bool(app.rebalancing),
+                "recovering": not app.tables.recovery.completed.is_set()
+                if hasattr(app.tables.recovery, "completed")
+                else None,
+                "assigned": assigned,
+                "uptime_s": round(time.time() - stats.started, 1),
+            }
+        )
+
+    @app.timer(interval=30.0)
+    async def report() -> None:
+        log.info(
+            "in=%d forwarded=%d dropped=%d deadlettered=%d alerts=%d state=%d",
+            sum(stats.events_in.values()),
+            stats.forwarded,
+            stats.dropped,
+            stats.deadlettered,
+            stats.alerts_sent,
+            _table_size(table),
+        )
+
+    app.seqwatch = {  # type: ignore[attr-defined]
+        "engine": engine,
+        "stats": stats,
+        "table": table,
+        "registry": registry,
+        "source": source_topic_name,
+    }
+    return app
+
+
+def _table_size(table: Any) -> int:
+    try:
+        return len(table)
+    except Exception:
+        return 0
+
+
+def _describe(alert: dict[str, Any]) -> str:
+    def get(path: str) -> Any:
+        node: Any = alert
+        for part in path.split("."):
+            if not isinstance(node, dict):
+                return None
+            node = node.get(part, node.get(path) if node is alert else None)
+        return node
+
+    host = get("host.name") or "?"
+    entity = get("process.entity_id") or "?"
+    dest = get("destination.ip") or "-"
+    port = get("destination.port")
+    dest = f"{dest}:{port}" if port else dest
+    name = get("rule.name") or "?"
+    return f"{name} host={host} entity={entity} destination={dest} id={get('alert.id')}"

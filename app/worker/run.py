@@ -1,0 +1,78 @@
+"""Start a worker: check settings and rule, make sure topics exist, run Faust."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from app.kafka import admin as kadmin
+from app.worker.settings import WorkerSettings
+
+log = logging.getLogger("seqwatch.worker")
+
+
+def ensure_topics(settings: WorkerSettings, connect_timeout: float) -> None:
+    """Create what the worker needs and is missing; never alter existing topics.
+
+    Input topics that do not exist yet are created with --partitions, so a worker
+    started before its shippers waits on an empty topic instead of failing.
+    """
+    client, metadata = kadmin.connect(settings.kafka, timeout=connect_timeout)
+    wanted: list[tuple[str, int, dict[str, str]]] = []
+    if not settings.input_pattern:
+        for topic in settings.input_topics:
+            wanted.append((topic, settings.partitions, {}))
+    wanted.append((settings.alerts_topic, settings.partitions, {}))
+    wanted.append((settings.deadletter_topic, 1, {"max.message.bytes": "8388608"}))
+    wanted.append((settings.repartition_topic, settings.partitions, {"retention.ms": "604800000"}))
+    wanted.append((settings.changelog_topic, settings.partitions, {"cleanup.policy": "compact"}))
+    for name, partitions, config in wanted:
+        if name in metadata.topics:
+            continue
+        if kadmin.create_topic(client, name, partitions, 1, config):
+            log.info("created topic %s (%d partitions)", name, partitions)
+    for name in (settings.repartition_topic, settings.changelog_topic):
+        have = kadmin.wait_for_topic(client, name)
+        if have != settings.partitions:
+            from app.errors import ConfigError
+
+            raise ConfigError(
+                f"topic {name} has {have} partitions but --partitions is {settings.partitions}: "
+                "state is partitioned like it, so use the same count (or a new --group-id)"
+            )
+
+
+def run_worker(settings: WorkerSettings, connect_timeout: float = 30.0) -> int:
+    import faust
+
+    from app.worker.app import build_app
+
+    settings.validate()
+    app = build_app(settings)  # loads the rule: a bad rule never starts a worker
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    ensure_topics(settings, connect_timeout)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log.warning(
+        "seqwatch worker %s: %s -> %s (state %s, %s, ttl %d ms, lateness %d ms, web %s:%d)",
+        settings.group_id,
+        settings.input_pattern or ",".join(settings.input_topics),
+        settings.alerts_topic,
+        settings.data_dir,
+        settings.processing_guarantee,
+        settings.ttl_ms,
+        settings.lateness_ms,
+        settings.web_host,
+        settings.web_port,
+    )
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run_worker(WorkerSettings()))
