@@ -60,12 +60,17 @@ def kafka_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        values = {name: kwargs.pop(name) for name in _NAMES}
-        values["security_protocol"] = values["security_protocol"].upper()
-        if values["sasl_mechanism"]:
-            values["sasl_mechanism"] = values["sasl_mechanism"].upper()
-        return func(*args, kafka=KafkaSettings(**values), **kwargs)
+        return func(*args, kafka=pop_kafka_settings(kwargs), **kwargs)
 
     for option in reversed(_KAFKA_OPTIONS):
         wrapper = option(wrapper)
     return wrapper
+
+
+def pop_kafka_settings(params: dict[str, Any]) -> KafkaSettings:
+    """Take the connection options out of a command's parameters."""
+    values = {name: params.pop(name) for name in _NAMES}
+    values["security_protocol"] = values["security_protocol"].upper()
+    if values["sasl_mechanism"]:
+        values["sasl_mechanism"] = values["sasl_mechanism"].upper()
+    return KafkaSettings(**values)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from app.cli.options import kafka_options
+from app.cli.options import kafka_options, pop_kafka_settings
 from app.durations import parse_duration
 from app.kafka.settings import KafkaSettings
 from app.worker.settings import DEFAULT_INPUT_TOPICS, GUARANTEES, WorkerSettings
@@ -154,7 +154,40 @@ def worker(
     """Run a detection worker: shipper topics in, alerts out, state in RocksDB."""
     from app.worker.run import run_worker
 
-    settings = WorkerSettings(
+    params = {k: v for k, v in locals().items() if k != "run_worker"}
+    sys.exit(run_worker(settings_from(**params)))
+
+
+def settings_from_environment() -> WorkerSettings:
+    """Settings from SEQWATCH_* variables and defaults alone (for `faust -A app`)."""
+    ctx = worker.make_context("worker", [])
+    params = dict(ctx.params)
+    return settings_from(kafka=pop_kafka_settings(params), **params)
+
+
+def settings_from(
+    kafka: KafkaSettings,
+    input_topics: str,
+    input_pattern: str | None,
+    alerts_topic: str,
+    deadletter_topic: str,
+    group_id: str,
+    data_dir: Path,
+    partitions: int,
+    rule_path: Path | None,
+    ttl: str,
+    lateness: str,
+    alert_cap: int,
+    processing_guarantee: str,
+    max_record_bytes: int,
+    web_host: str,
+    web_port: int,
+    session_timeout: str,
+    standby_replicas: int,
+    log_level: str,
+) -> WorkerSettings:
+    """Turn the command's options into validated WorkerSettings."""
+    return WorkerSettings(
         kafka=kafka,
         input_topics=_topics(input_topics),
         input_pattern=input_pattern,
@@ -175,4 +208,3 @@ def worker(
         standby_replicas=standby_replicas,
         log_level=log_level,
     )
-    sys.exit(run_worker(settings))

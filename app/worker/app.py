@@ -22,6 +22,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.engine import Engine, Event, Reject, Source, load_rule
+from app.worker import transactions
 from app.worker.deadletter import deadletter_headers
 from app.worker.metrics import WorkerStats, build_registry
 from app.worker.settings import WorkerSettings
@@ -33,6 +34,8 @@ log = logging.getLogger("seqwatch.worker")
 def build_app(settings: WorkerSettings) -> faust.App:
     """A configured Faust app; nothing connects until a faust.Worker runs it."""
     rule = load_rule(settings.rule_path)
+    if settings.processing_guarantee == "exactly_once":
+        transactions.install()
     engine = Engine(
         rule,
         ttl_ms=settings.ttl_ms,
@@ -78,8 +81,7 @@ def build_app(settings: WorkerSettings) -> faust.App:
         settings.table_name,
         default=None,
         partitions=settings.partitions,
-        key_serializer="json",
-        value_serializer="json",
+        key_type=str,
         options={
             "driver": "rocksdict",
             # RocksDB's default is a 2 GiB block cache per partition database.

@@ -108,7 +108,9 @@ def test_malformed_records_are_deadlettered_and_the_worker_keeps_alerting(
     bad = {
         b"this is not json": "not_json",
         b"[1, 2, 3]": "not_object",
-        b'{"process": {"name": "MSBuild.exe"}, "@timestamp": "yesterday"}': "bad_timestamp",
+        events.start(events.entity(9, "tsbd"), 0).replace(
+            b"2026-11-28T09:00:00.000Z", b"yesterday"
+        ): ("bad_timestamp"),
         b'{"@timestamp": "2026-11-28T09:00:00Z", "msg": "\xff\xfe bad utf-8"}': "not_utf8",
         b'{"@timestamp": "2026-11-28T09:00:00Z", "pad": "' + b"x" * 1_100_000 + b'"}': "too_large",
     }

@@ -1,0 +1,97 @@
+"""Route every send to the transaction of the record being processed.
+
+Faust's exactly-once mode (faust-streaming 0.15) picks the transactional producer of
+a send from the *destination* topic-partition. That has two faults we measured on a
+real broker: a record re-keyed to partition q of the repartition topic joins the
+transaction of q, which commits only when q's own offsets advance, so it can stay
+invisible to read_committed readers indefinitely (alerts never came); and a send to a
+topic the app does not consume (alerts, dead letters) finds no producer and goes out
+outside any transaction, so a crash can duplicate it (faust#177, #323, #517).
+
+Kafka Streams binds a task's outputs to the transaction of its *input* partition:
+outputs, state changelog writes and the input offset commit then succeed or fail
+together. This patch does the same: with a current event, the send uses the producer
+of the event's topic-partition group, which is exactly the transaction Faust commits
+with that event's offset.
+
+A second patch makes the transaction commit idempotent: on shutdown Faust commits
+"and ends" the transactions more than once, and aiokafka then raises
+`IllegalOperation('Not in the middle of a transaction')`, which left the worker
+hanging on SIGTERM instead of stopping cleanly.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger("seqwatch.worker")
+_installed = False
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    from faust.streams import current_event
+    from faust.transport.consumer import TransactionManager
+    from faust.transport.drivers.aiokafka import Producer
+
+    original = TransactionManager.send
+
+    async def send(
+        self: Any,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Any:
+        event = current_event()
+        if event is None:
+            return await original(
+                self,
+                topic,
+                key,
+                value,
+                partition,
+                timestamp,
+                headers,
+                transactional_id=transactional_id,
+            )
+        source = event.message.tp
+        group = self.app.assignor.group_for_topic(source.topic)
+        tid = f"{self.app.conf.id}-{group}-{source.partition}"
+        destination = self.consumer.key_partition(topic, key, partition)
+        return await self.producer.send(
+            topic, key, value, destination, timestamp, headers, transactional_id=tid
+        )
+
+    TransactionManager.send = send  # type: ignore[method-assign]
+    Producer.commit_transactions = commit_transactions  # type: ignore[method-assign]
+    _installed = True
+
+
+async def commit_transactions(
+    self: Any,
+    tid_to_offset_map: Any,
+    group_id: str,
+    start_new_transaction: bool = True,
+) -> None:
+    """Faust's commit, tolerating producers that are between transactions."""
+    for transactional_id, offsets in tid_to_offset_map.items():
+        producer = self._transaction_producers.get(transactional_id)
+        lock = self._trn_locks.get(transactional_id)
+        if producer is None or lock is None:
+            log.warning("commit for unknown transaction %s skipped", transactional_id)
+            continue
+        async with lock:
+            if not producer._txn_manager.is_in_transaction():
+                await producer.begin_transaction()
+            await producer.send_offsets_to_transaction(offsets, group_id)
+            await producer.commit_transaction()
+            if start_new_transaction:
+                await producer.begin_transaction()
