@@ -59,7 +59,9 @@ def load_specs(path: Path | None = None, replication_factor: int | None = None) 
     for name, body in data.get("topics", {}).items():
         role = body.get("role")
         if role not in ROLES:
-            raise ConfigError(f"topic file {path}: topic {name!r} has role {role!r}, not one of {ROLES}")
+            raise ConfigError(
+                f"topic file {path}: topic {name!r} has role {role!r}, not one of {ROLES}"
+            )
         partitions = body.get("partitions")
         if not isinstance(partitions, int) or partitions < 1:
             raise ConfigError(f"topic file {path}: topic {name!r} needs partitions >= 1")

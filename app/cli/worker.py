@@ -124,6 +124,21 @@ def _topics(value: str) -> tuple[str, ...]:
     "--standby-replicas", envvar="SEQWATCH_STANDBY_REPLICAS", default=0, show_default=True, type=int
 )
 @click.option(
+    "--ingest",
+    envvar="SEQWATCH_INGEST",
+    type=click.Choice(["confluent", "faust"]),
+    default="confluent",
+    show_default=True,
+    help="Who reads the shipper topics: a librdkafka stage (fast) or a Faust agent.",
+)
+@click.option(
+    "--commit-interval",
+    envvar="SEQWATCH_COMMIT_INTERVAL",
+    default="200ms",
+    show_default=True,
+    help="How often the state stage commits its transactions (bounds alert latency).",
+)
+@click.option(
     "--log-level",
     envvar="SEQWATCH_LOG_LEVEL",
     default="info",
@@ -149,6 +164,8 @@ def worker(
     web_port: int,
     session_timeout: str,
     standby_replicas: int,
+    ingest: str,
+    commit_interval: str,
     log_level: str,
 ) -> None:
     """Run a detection worker: shipper topics in, alerts out, state in RocksDB."""
@@ -184,6 +201,8 @@ def settings_from(
     web_port: int,
     session_timeout: str,
     standby_replicas: int,
+    ingest: str,
+    commit_interval: str,
     log_level: str,
 ) -> WorkerSettings:
     """Turn the command's options into validated WorkerSettings."""
@@ -206,5 +225,7 @@ def settings_from(
         web_port=web_port,
         session_timeout_s=parse_duration(session_timeout, what="--session-timeout") / 1000,
         standby_replicas=standby_replicas,
+        ingest=ingest,
+        commit_interval_s=parse_duration(commit_interval, what="--commit-interval") / 1000,
         log_level=log_level,
-    )
+    ).validate()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from app.engine import Reject, Source
 
+TOMBSTONE = Reject("empty", "record has no value (tombstone)")
+
 
 def deadletter_headers(
     reject: Reject, source: Source, timestamp: float | None

@@ -15,6 +15,7 @@ DEFAULT_INPUT_TOPICS = (
     "logs-endpoint.events.network",
 )
 GUARANTEES = ("exactly_once", "at_least_once")
+INGESTS = ("confluent", "faust")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class WorkerSettings:
     standby_replicas: int = 0
     block_cache_mb: int = 32
     log_level: str = "info"
+    ingest: str = "confluent"
+    commit_interval_s: float = 0.2
 
     def problems(self) -> list[str]:
         out: list[str] = []
@@ -71,6 +74,10 @@ class WorkerSettings:
             out.append(f"--processing-guarantee must be one of {', '.join(GUARANTEES)}")
         if self.max_record_bytes < 1024:
             out.append("--max-record-bytes must be at least 1024")
+        if self.ingest not in INGESTS:
+            out.append(f"--ingest must be one of {', '.join(INGESTS)}")
+        if not 0.01 <= self.commit_interval_s <= 60:
+            out.append("--commit-interval must be between 10ms and 60s")
         if not 0 <= self.web_port <= 65535:
             out.append("--web-port must be 0-65535")
         if self.rule_path is not None and not self.rule_path.is_file():

@@ -1,0 +1,630 @@
+"""EQL query text -> fast predicates, for the subset seqwatch implements exactly.
+
+The text is parsed by the `eql` package's own grammar (its Lark parser), and the parse tree
+is compiled here rather than eql's AST: eql's optimiser folds `process.name : "MSBuild.exe"`
+into `process.name == "MSBuild.exe"` and `not x like "a"` into `x != "a"`, erasing the
+case-insensitivity that is the point of `:` in Elasticsearch EQL, and the AST carries no
+source positions for error messages. Literal values are still decoded by eql's walker.
+
+Semantics are Elasticsearch's query translation (DESIGN.md section 2): a comparison on a
+missing field is false, `not` is plain negation (so `not cidrmatch(...)` is true when the
+address is missing or unparsable), and an array matches when any element does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from eql.errors import EqlError
+from eql.parser import LarkToEQL, elasticsearch_syntax, lark_parser
+from lark import Token, Tree
+from lark.exceptions import LarkError, UnexpectedInput
+
+from app.durations import parse_duration
+from app.engine.normalise import DERIVED_FIELDS, View
+from app.errors import ConfigError
+
+Predicate = Callable[[View], bool]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# Characters JSON may write as a two-character escape (\" \\ \/ \b \f \n \r \t): a prefilter
+# fragment never spans them, so a fragment found in a value is found verbatim in the record.
+_UNSAFE_IN_FRAGMENT = re.compile(r'[^\x20-\x7e]|["\\/]')
+
+
+class QueryError(ConfigError):
+    """The query uses syntax or a construct seqwatch does not implement; one line."""
+
+
+@dataclass(frozen=True)
+class FieldRef:
+    """A field path, split once at compile time."""
+
+    path: str
+    parts: tuple[str, ...]
+
+    @classmethod
+    def of(cls, path: str) -> FieldRef:
+        return cls(path, tuple(path.split(".")))
+
+
+# -- intermediate representation -----------------------------------------------------------
+
+
+class Node:
+    """A boolean expression over one event."""
+
+    def compile(self) -> Predicate:
+        raise NotImplementedError
+
+    def required(self) -> frozenset[str] | None:
+        """Lower-case ASCII fragments, one of which occurs in every record this matches.
+
+        None means no such guarantee (the prefilter must let everything through).
+        """
+        return None
+
+    def fields(self) -> set[str]:
+        return set()
+
+
+@dataclass(frozen=True)
+class Const(Node):
+    value: bool
+
+    def compile(self) -> Predicate:
+        value = self.value
+        return lambda view: value
+
+
+@dataclass(frozen=True)
+class And(Node):
+    terms: tuple[Node, ...]
+
+    def compile(self) -> Predicate:
+        preds = tuple(t.compile() for t in self.terms)
+        if len(preds) == 2:
+            a, b = preds
+            return lambda view: a(view) and b(view)
+        return lambda view: all(p(view) for p in preds)
+
+    def required(self) -> frozenset[str] | None:
+        # Any one term's requirement holds for the conjunction; keep the most selective.
+        best: frozenset[str] | None = None
+        for term in self.terms:
+            req = term.required()
+            if req is not None and (best is None or _selectivity(req) > _selectivity(best)):
+                best = req
+        return best
+
+    def fields(self) -> set[str]:
+        return set().union(*(t.fields() for t in self.terms))
+
+
+@dataclass(frozen=True)
+class Or(Node):
+    terms: tuple[Node, ...]
+
+    def compile(self) -> Predicate:
+        preds = tuple(t.compile() for t in self.terms)
+        return lambda view: any(p(view) for p in preds)
+
+    def required(self) -> frozenset[str] | None:
+        union: set[str] = set()
+        for term in self.terms:
+            req = term.required()
+            if req is None:
+                return None
+            union |= req
+        return frozenset(union)
+
+    def fields(self) -> set[str]:
+        return set().union(*(t.fields() for t in self.terms))
+
+
+@dataclass(frozen=True)
+class Not(Node):
+    term: Node
+
+    def compile(self) -> Predicate:
+        pred = self.term.compile()
+        return lambda view: not pred(view)
+
+    def fields(self) -> set[str]:
+        return self.term.fields()
+
+
+def _as_text(value: Any) -> str | None:
+    """A field value as the string a keyword field would index, or None (no string form)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return None
+
+
+_BOOL_TEXT = {"true": True, "false": False}
+
+
+def _as_number(value: Any) -> int | float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass(frozen=True)
+class Compare(Node):
+    """`field == v`, `field in (...)`, `field in~ (...)` or `field : (...)` (any value)."""
+
+    ref: FieldRef
+    values: tuple[Any, ...]
+    mode: str  # "eq" (case-sensitive), "ieq" (in~), "wild" (:, case-insensitive, * and ?)
+
+    def compile(self) -> Predicate:
+        path, parts = self.ref.path, self.ref.parts
+        if self.mode == "wild":
+            exact = frozenset(v.lower() for v in self.values if not _has_wildcard(v))
+            patterns = tuple(_wildcard_regex(v) for v in self.values if _has_wildcard(v))
+
+            def wild(view: View) -> bool:
+                for value in view.values(path, parts):
+                    text = _as_text(value)
+                    if text is None:
+                        continue
+                    low = text.lower()
+                    if low in exact or any(p.fullmatch(low) for p in patterns):
+                        return True
+                return False
+
+            return wild
+        strings = frozenset(
+            (v.lower() if self.mode == "ieq" else v) for v in self.values if isinstance(v, str)
+        )
+        numbers = tuple(v for v in self.values if isinstance(v, int | float) and v is not True)
+        numbers = tuple(v for v in numbers if not isinstance(v, bool))
+        booleans = frozenset(v for v in self.values if isinstance(v, bool))
+        fold = self.mode == "ieq"
+
+        def eq(view: View) -> bool:
+            for value in view.values(path, parts):
+                if strings:
+                    text = _as_text(value)
+                    if text is not None and (text.lower() if fold else text) in strings:
+                        return True
+                if numbers:
+                    number = _as_number(value)
+                    if number is not None and number in numbers:
+                        return True
+                if booleans:
+                    if isinstance(value, bool) and value in booleans:
+                        return True
+                    if isinstance(value, str) and _BOOL_TEXT.get(value.lower()) in booleans:
+                        return True
+            return False
+
+        return eq
+
+    def required(self) -> frozenset[str] | None:
+        if self.ref.path in DERIVED_FIELDS:
+            return None
+        fragments: set[str] = set()
+        for value in self.values:
+            if isinstance(value, bool):
+                fragment = "true" if value else "false"
+            elif isinstance(value, str):
+                fragment = _longest_fragment(value.lower(), wildcards=self.mode == "wild")
+            else:
+                return None  # numbers have many spellings (1, 1.0, 1e0)
+            if not fragment:
+                return None
+            fragments.add(fragment)
+        return frozenset(fragments)
+
+    def fields(self) -> set[str]:
+        return {self.ref.path}
+
+
+@dataclass(frozen=True)
+class IsNull(Node):
+    """`field == null` (no non-null value), as Elasticsearch's must-not-exists."""
+
+    ref: FieldRef
+
+    def compile(self) -> Predicate:
+        path, parts = self.ref.path, self.ref.parts
+        return lambda view: not view.values(path, parts)
+
+    def fields(self) -> set[str]:
+        return {self.ref.path}
+
+
+@lru_cache(maxsize=65536)
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address, IPv4-mapped IPv6 folded to IPv4 as Elasticsearch stores it; None if bad."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            return None
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+    return address
+
+
+@dataclass(frozen=True)
+class CidrMatch(Node):
+    """`cidrmatch(field, a, b/n, ...)`: any value inside any network (bare address = itself)."""
+
+    ref: FieldRef
+    networks: tuple[IPNetwork, ...]
+
+    def compile(self) -> Predicate:
+        path, parts = self.ref.path, self.ref.parts
+        v4 = tuple(n for n in self.networks if n.version == 4)
+        v6 = tuple(n for n in self.networks if n.version == 6)
+
+        def cidr(view: View) -> bool:
+            for value in view.values(path, parts):
+                if not isinstance(value, str):
+                    continue
+                address = _parse_ip(value)
+                if address is None:
+                    continue  # unparsable behaves as missing
+                nets = v4 if address.version == 4 else v6
+                if any(address in n for n in nets):
+                    return True
+            return False
+
+        return cidr
+
+    def fields(self) -> set[str]:
+        return {self.ref.path}
+
+
+def _has_wildcard(pattern: str) -> bool:
+    return "*" in pattern or "?" in pattern
+
+
+def _wildcard_regex(pattern: str) -> re.Pattern[str]:
+    """`*` any run, `?` one character, everything else literal; matched on lower case."""
+    parts = []
+    for char in pattern.lower():
+        parts.append(".*" if char == "*" else "." if char == "?" else re.escape(char))
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def _longest_fragment(lowered: str, *, wildcards: bool) -> str:
+    """The longest run of `lowered` that is plain printable ASCII, free of JSON escapes."""
+    text = re.sub(r"[*?]", "\x00", lowered) if wildcards else lowered
+    pieces = _UNSAFE_IN_FRAGMENT.split(text)
+    return max(pieces, key=len) if pieces else ""
+
+
+def _selectivity(req: frozenset[str]) -> int:
+    return min(len(f) for f in req) * 1000 - len(req)
+
+
+# -- the compiled query ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One `[category where condition]` of the sequence."""
+
+    index: int
+    category: str | None
+    node: Node
+    predicate: Predicate
+    required: frozenset[str] | None
+    fields: frozenset[str]
+    text: str
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    """`sequence by keys [with maxspan=...] [stage 1] [stage 2]`, ready to evaluate."""
+
+    keys: tuple[FieldRef, ...]
+    maxspan_ms: int | None
+    stages: tuple[Stage, ...]
+    fields: frozenset[str] = field(default_factory=frozenset)
+
+
+class _Compiler:
+    def __init__(self, text: str) -> None:
+        self.text = text if text.endswith("\n") else text + "\n"
+        self.walker = LarkToEQL(self.text)
+
+    # errors ------------------------------------------------------------------------------
+    def _where(self, node: Tree | Token) -> str:
+        if isinstance(node, Token):
+            line, column = node.line, node.column
+        else:
+            line, column = node.meta.line, node.meta.column
+        return f"at line {line}, column {column} of the query"
+
+    def _snippet(self, node: Tree | Token) -> str:
+        if isinstance(node, Token):
+            return str(node)
+        snippet = self.text[node.meta.start_pos : node.meta.end_pos]
+        snippet = " ".join(snippet.split())
+        return snippet if len(snippet) <= 60 else snippet[:57] + "..."
+
+    def reject(self, what: str, node: Tree | Token) -> QueryError:
+        snippet = self._snippet(node)
+        shown = f"unsupported {what}" if snippet in what else f"unsupported {what} `{snippet}`"
+        return QueryError(
+            f"{shown} {self._where(node)} (supported: sequence by, with maxspan, and/or/not,"
+            " :, ==, !=, in, cidrmatch, == null)"
+        )
+
+    # structure ---------------------------------------------------------------------------
+    def query(self) -> CompiledQuery:
+        try:
+            tree = lark_parser.parse(self.text, start="piped_query")
+        except UnexpectedInput as exc:
+            token = getattr(exc, "token", None)
+            near = f" near `{token}`" if token else ""
+            raise QueryError(
+                f"invalid EQL syntax{near} at line {exc.line}, column {exc.column} of the query"
+            ) from None
+        except LarkError as exc:
+            raise QueryError(f"invalid EQL syntax: {str(exc).splitlines()[0]}") from None
+        base, pipes = tree.children[0], tree.children[1] if len(tree.children) > 1 else None
+        if pipes is not None:
+            raise self.reject("pipe", pipes)
+        if base is None:
+            raise QueryError("the query has no sequence")
+        body = base.children[0]
+        if not isinstance(body, Tree) or body.data != "sequence":
+            kind = body.data if isinstance(body, Tree) else "query"
+            name = "event query (not a sequence)" if kind == "event_query" else str(kind)
+            raise self.reject(name, body)
+        return self.sequence(body)
+
+    def sequence(self, node: Tree) -> CompiledQuery:
+        keys: tuple[FieldRef, ...] = ()
+        maxspan: int | None = None
+        stages: list[Stage] = []
+        for child in node.children:
+            if child is None:
+                continue
+            if child.data == "join_values":
+                keys = self.join_keys(child)
+            elif child.data == "with_params":
+                maxspan = self.maxspan(child)
+            elif child.data == "subquery_by":
+                stages.append(self.stage(child, len(stages)))
+            elif child.data == "until_subquery_by":
+                raise self.reject("`until` clause", child)
+            else:
+                raise self.reject(f"sequence parameter ({child.data})", child)
+        if not keys:
+            raise self.reject("sequence without `by` keys", node)
+        if len(stages) != 2:
+            raise QueryError(
+                f"unsupported sequence of {len(stages)} stages {self._where(node)}"
+                " (seqwatch implements two-stage sequences)"
+            )
+        fields = frozenset().union(*(s.fields for s in stages), (k.path for k in keys))
+        return CompiledQuery(keys, maxspan, tuple(stages), fields)
+
+    def join_keys(self, node: Tree) -> tuple[FieldRef, ...]:
+        (expressions,) = node.children
+        return tuple(self.field(expr) for expr in expressions.children if expr is not None)
+
+    def maxspan(self, node: Tree) -> int:
+        time_range = next(c for c in node.children if isinstance(c, Tree))
+        number, unit = [*time_range.children, None][:2]
+        amount = self.literal(number)
+        unit_name = self.name(unit) if unit is not None else ""
+        if not isinstance(amount, int) or unit_name not in ("ms", "s", "m", "h", "d"):
+            raise self.reject("maxspan (expected e.g. 30s, 5m, 500ms)", time_range)
+        return parse_duration(f"{amount}{unit_name}", what="maxspan")
+
+    def stage(self, node: Tree, index: int) -> Stage:
+        subquery, *extras = node.children
+        for extra in extras:
+            if extra is not None:
+                label = {
+                    "join_values": "per-stage `by`",
+                    "fork_param": "`fork`",
+                    "repeated_sequence": "`with runs`",
+                    "sequence_alias": "alias",
+                }.get(extra.data, str(extra.data))
+                raise self.reject(label, extra)
+        event_query = subquery.children[-1]
+        for child in subquery.children[:-1]:
+            if isinstance(child, Token) and child.type == "MISSING_EVENT_OPEN":
+                raise self.reject("missing-event stage `![...]`", subquery)
+        name_node, condition = event_query.children
+        category = self.name(name_node) if name_node is not None else None
+        if category == "any":
+            category = None
+        cond = self.expr(condition)
+        node_ir: Node = cond
+        if category is not None:
+            node_ir = And((Compare(FieldRef.of("event.category"), (category,), "eq"), cond))
+        snippet = " ".join(self.text[subquery.meta.start_pos : subquery.meta.end_pos].split())
+        return Stage(
+            index=index,
+            category=category,
+            node=node_ir,
+            predicate=node_ir.compile(),
+            required=node_ir.required(),
+            fields=frozenset(node_ir.fields()),
+            text=snippet,
+        )
+
+    # expressions -------------------------------------------------------------------------
+    def expr(self, node: Tree | Token) -> Node:
+        if isinstance(node, Token):
+            raise self.reject("token", node)
+        kind = node.data
+        if kind == "or_expr":
+            return Or(tuple(self.expr(c) for c in node.children))
+        if kind == "and_expr":
+            return And(tuple(self.expr(c) for c in node.children))
+        if kind == "not_expr":
+            nots = [c for c in node.children if isinstance(c, Token) and c.type == "NOT_OP"]
+            inner = self.expr(node.children[-1])
+            return Not(inner) if len(nots) % 2 else inner
+        if kind == "comparison":
+            return self.comparison(node)
+        if kind in ("in_set", "not_in_set"):
+            return self.membership(node, negate=kind == "not_in_set")
+        if kind == "string_predicate":
+            return self.string_predicate(node)
+        if kind == "function_call":
+            return self.function(node)
+        if kind == "literal":
+            value = self.literal(node)
+            if isinstance(value, bool):
+                return Const(value)
+            raise self.reject("non-boolean condition", node)
+        if kind in ("field", "base_field"):
+            raise self.reject("bare field as condition", node)
+        raise self.reject(_CONSTRUCT_NAMES.get(kind, f"construct ({kind})"), node)
+
+    def comparison(self, node: Tree) -> Node:
+        left, op, right = node.children
+        op_text = str(op)
+        if op_text not in ("==", "=", "!="):
+            raise self.reject(f"operator `{op_text}`", op)
+        if self._is_field(right) and not self._is_field(left):
+            left, right = right, left
+        ref = self.field(left)
+        if self._is_field(right):
+            raise self.reject("field-to-field comparison", node)
+        value = self.literal(right)
+        test: Node = IsNull(ref) if value is None else Compare(ref, (value,), "eq")
+        if op_text == "!=":
+            return Not(test)
+        return test
+
+    def membership(self, node: Tree, *, negate: bool) -> Node:
+        left, in_token, expressions = node.children[:3]
+        ref = self.field(left)
+        values = tuple(self.literal(c) for c in expressions.children if c is not None)
+        if any(v is None for v in values):
+            raise self.reject("null inside `in (...)`", expressions)
+        insensitive = str(in_token) == "in~"
+        if insensitive and not all(isinstance(v, str) for v in values):
+            raise self.reject("non-string value in `in~ (...)`", expressions)
+        test = Compare(ref, values, "ieq" if insensitive else "eq")
+        return Not(test) if negate else test
+
+    def string_predicate(self, node: Tree) -> Node:
+        left, operator, *literals = node.children
+        if str(operator) != ":":
+            raise self.reject(f"operator `{operator}`", operator)
+        ref = self.field(left)
+        values = tuple(self.literal(c) for c in literals if c is not None)
+        if not all(isinstance(v, str) for v in values):
+            raise self.reject("non-string pattern for `:`", node)
+        return Compare(ref, values, "wild")
+
+    def function(self, node: Tree) -> Node:
+        name_token = node.children[0]
+        name = str(name_token)
+        if name != "cidrmatch":
+            raise self.reject(f"function `{name}`", node)
+        args_node = node.children[1] if len(node.children) > 1 else None
+        args = [c for c in args_node.children if c is not None] if args_node else []
+        if len(args) < 2:
+            raise self.reject("cidrmatch without addresses", node)
+        ref = self.field(args[0])
+        networks: list[IPNetwork] = []
+        for arg in args[1:]:
+            value = self.literal(arg)
+            try:
+                if not isinstance(value, str):
+                    raise ValueError(value)
+                networks.append(ipaddress.ip_network(value, strict=False))
+            except ValueError:
+                raise QueryError(
+                    f"invalid address or CIDR {value!r} in cidrmatch {self._where(arg)}"
+                ) from None
+        return CidrMatch(ref, tuple(networks))
+
+    # leaves ------------------------------------------------------------------------------
+    def _is_field(self, node: Tree | Token) -> bool:
+        return isinstance(node, Tree) and node.data in ("field", "base_field")
+
+    def field(self, node: Tree | Token) -> FieldRef:
+        if not self._is_field(node):
+            if isinstance(node, Tree) and node.data == "function_call":
+                raise self.reject(f"function `{node.children[0]}`", node)
+            if isinstance(node, Tree) and node.data in _CONSTRUCT_NAMES:
+                raise self.reject(_CONSTRUCT_NAMES[node.data], node)
+            raise self.reject("expression where a field was expected", node)
+        assert isinstance(node, Tree)
+        if node.data == "base_field":
+            inner = node.children[0]
+            if isinstance(inner, Tree) and inner.data == "escaped_name":
+                raise self.reject("escaped field name", node)
+            return FieldRef.of(self.name(inner))
+        token = node.children[0]
+        text = str(token)
+        if text.startswith("?"):
+            text = text[1:]  # optional field: a missing field is null, as for any field here
+        if "`" in text or "[" in text or any(c.isspace() for c in text):
+            raise self.reject("escaped or indexed field", node)
+        return FieldRef.of(text)
+
+    def name(self, node: Tree | Token) -> str:
+        if isinstance(node, Token):
+            return str(node)
+        return str(node.children[0])
+
+    def literal(self, node: Tree | Token) -> Any:
+        if not (isinstance(node, Tree) and node.data in ("literal", "number")):
+            if isinstance(node, Tree) and node.data in _CONSTRUCT_NAMES:
+                raise self.reject(_CONSTRUCT_NAMES[node.data], node)
+            raise self.reject("expression where a literal was expected", node)
+        try:
+            with elasticsearch_syntax:
+                info = self.walker.visit(node)
+        except EqlError as exc:
+            first = str(exc).splitlines()
+            detail = first[1] if len(first) > 1 else first[0]
+            raise QueryError(f"invalid literal {self._where(node)}: {detail}") from None
+        node_value = getattr(info, "node", info)
+        return (
+            node_value
+            if isinstance(node_value, int | float)
+            else getattr(node_value, "value", None)
+        )
+
+
+_CONSTRUCT_NAMES = {
+    "sum_expr": "arithmetic",
+    "mul_expr": "arithmetic",
+    "value": "signed value",
+    "method_chain": "method call",
+    "named_subquery": "subquery",
+    "varpath": "variable",
+}
+
+
+def compile_query(text: str) -> CompiledQuery:
+    """Parse and compile `text`; raises QueryError (one line) for anything unsupported."""
+    if not text or not text.strip():
+        raise QueryError("the rule has an empty query")
+    return _Compiler(text).query()

@@ -1,0 +1,275 @@
+"""The engine both `seqwatch detect` and the Faust worker drive, so they cannot disagree.
+
+`decode()` turns raw record bytes into an Event (or a Reject, or None for records that
+cannot match); `process()` applies an Event to the state of its scope and returns alerts.
+No I/O, no Kafka: the callers own reading, writing and committing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from app.engine.alert import ALERT_FIELDS, build_alert
+from app.engine.compile import FieldRef, _as_text
+from app.engine.event import Event, Reject, Source
+from app.engine.normalise import View
+from app.engine.prefilter import Prefilter
+from app.engine.rule import Rule
+from app.engine.sequence import Matcher, Stats
+from app.engine.state import StateStore
+
+MAX_EVENT_BYTES = 1_048_576
+
+
+def _classify(body: bytes) -> Reject:
+    """Why `body` is not a JSON object (only called on the failure path)."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return Reject("not_json", str(exc))
+    return Reject("not_object", f"JSON {type(value).__name__}, not an object")
+
+
+class Engine:
+    """Rule + semantics knobs; the state lives outside, in a StateStore per caller.
+
+    `ttl_ms` bounds both how far apart a pair may be (with the rule's `maxspan`, whichever
+    is shorter) and how long state is kept (TTL + lateness past the scope's watermark).
+    The watermark is the minimum over the scope's inputs (Event.source topic/partition);
+    an input lagging the most advanced one by more than `source_skew_ms` is ignored.
+    """
+
+    def __init__(
+        self,
+        rule: Rule,
+        ttl_ms: int = 540_000,
+        lateness_ms: int = 60_000,
+        alert_cap: int = 100,
+        cap_window_ms: int = 300_000,
+        *,
+        source_skew_ms: int = 3_600_000,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        prefilter: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if ttl_ms <= 0:
+            raise ValueError("ttl_ms must be positive")
+        if lateness_ms < 0 or alert_cap < 0 or cap_window_ms < 0:
+            raise ValueError("lateness_ms, alert_cap and cap_window_ms must not be negative")
+        self.rule = rule
+        self.ttl_ms = ttl_ms
+        self.lateness_ms = lateness_ms
+        self.alert_cap = alert_cap
+        self.cap_window_ms = cap_window_ms
+        self.max_event_bytes = max_event_bytes
+        self.clock = clock
+        compiled = rule.compiled
+        self.span_ms = min(ttl_ms, compiled.maxspan_ms) if compiled.maxspan_ms else ttl_ms
+        self._predicates = tuple(stage.predicate for stage in compiled.stages)
+        self._keys = compiled.keys
+        self._capture = tuple(
+            FieldRef.of(path) for path in sorted({*compiled.fields, *ALERT_FIELDS})
+        )
+        self.prefilter: Prefilter | None = Prefilter(compiled) if prefilter else None
+        self.stats = Stats()
+        self._matcher = Matcher(
+            span_ms=self.span_ms,
+            ttl_ms=ttl_ms,
+            lateness_ms=lateness_ms,
+            alert_cap=alert_cap,
+            cap_window_ms=cap_window_ms,
+            source_skew_ms=source_skew_ms,
+            stats=self.stats,
+            make_alert=self._make_alert,
+        )
+
+    # decoding ------------------------------------------------------------------------------
+    def decode(self, raw: bytes, source: Source) -> Event | Reject | None:
+        """Raw record -> Event, Reject (malformed: dead-letter it) or None (cannot match).
+
+        Irrelevant records are dropped by the prefilter before parsing; a record that passes
+        the cheap checks (UTF-8, `{...}`) but cannot match is dropped even if its JSON is
+        broken further inside, because finding out would cost the parse the prefilter saves.
+        """
+        stats = self.stats
+        stats.received += 1
+        if len(raw) > self.max_event_bytes:
+            return self._reject(Reject("too_large", f"{len(raw)} bytes > {self.max_event_bytes}"))
+        if not raw.isascii():
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return self._reject(Reject("not_utf8", str(exc)))
+        body = raw.strip()
+        if not body:
+            return self._reject(Reject("empty", "empty record"))
+        if body[0] != 0x7B or body[-1] != 0x7D:  # "{" ... "}"
+            return self._reject(_classify(body))
+        if self.prefilter is not None and not self.prefilter.may_match(body):
+            stats.dropped += 1
+            return None
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return self._reject(Reject("not_json", str(exc)))
+        if not isinstance(doc, dict):  # pragma: no cover - excluded by the brace check
+            return self._reject(Reject("not_object", type(doc).__name__))
+        view = View(doc)
+        stages = tuple(i for i, predicate in enumerate(self._predicates) if predicate(view))
+        if not stages:
+            stats.dropped += 1
+            return None
+        key = self._key(view)
+        if key is None:
+            stats.no_key += 1
+            return None
+        timestamp = view.timestamp_ms()
+        if timestamp is None:
+            return self._reject(Reject("bad_timestamp", f"cannot read event time of {key}"))
+        fields: dict[str, Any] = {}
+        for ref in self._capture:
+            values = view.values(ref.path, ref.parts)
+            if values:
+                fields[ref.path] = values[0] if len(values) == 1 else values
+        stats.decoded += 1
+        return Event(
+            key=key,
+            timestamp_ms=timestamp,
+            stages=stages,
+            digest=hashlib.sha256(body).hexdigest(),
+            source=source,
+            doc=doc,
+            fields=fields,
+        )
+
+    def scan_block(
+        self, block: bytes, topic: str, first_line: int = 1
+    ) -> tuple[int, list[Event | Reject]]:
+        """decode() over every line of `block` (NDJSON), with Source(topic, 0, line number).
+
+        Returns (newlines in block, results of the lines that were not dropped). Same results
+        and counters as calling decode() line by line (blank lines skipped), but a "clean"
+        block (every line `{...}`, valid UTF-8, not too large) is prefiltered as a whole:
+        one lower() and a few memchr-speed searches over the block find the lines that
+        contain a rule fragment, and only those are decoded. `block` holds whole lines;
+        the last one may lack its newline.
+        """
+        prefilter = self.prefilter
+        if not block:
+            return 0, []
+        newlines = (
+            self._newlines(block)
+            if prefilter is not None
+            and not prefilter.passthrough
+            and len(block) <= self.max_event_bytes
+            else None
+        )
+        if newlines is None:
+            return block.count(b"\n"), self._scan_lines(block, topic, first_line)
+        starts = prefilter.candidate_lines(block)  # type: ignore[union-attr]
+        lines = len(newlines) + (0 if block[-1] == 0x0A else 1)
+        skipped = lines - len(starts)
+        self.stats.received += skipped
+        self.stats.dropped += skipped
+        results: list[Event | Reject] = []
+        decode = self.decode
+        for start in starts:
+            # newlines before `start` = index of the line; its end is the next newline
+            index = bisect.bisect_left(newlines, start)
+            end = newlines[index] if index < len(newlines) else len(block)
+            result = decode(block[start:end], Source(topic, 0, first_line + index))
+            if result is not None:
+                results.append(result)
+        return len(newlines), results
+
+    @staticmethod
+    def _newlines(block: bytes) -> list[int] | None:
+        """Positions of the newlines if every line is `{...}` (none blank or padded) and the
+        block is valid UTF-8; else None. One memchr-speed find per line."""
+        if block[0] != 0x7B:
+            return None
+        find = block.find
+        last = len(block) - 1
+        positions: list[int] = []
+        append = positions.append
+        position = find(b"\n")
+        while position >= 0:
+            if block[position - 1] != 0x7D:
+                return None
+            append(position)
+            if position == last:
+                break
+            if block[position + 1] != 0x7B:
+                return None
+            position = find(b"\n", position + 1)
+        else:
+            if block[last] != 0x7D:
+                return None
+        if not block.isascii():
+            try:
+                block.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        return positions
+
+    def _scan_lines(self, block: bytes, topic: str, first_line: int) -> list[Event | Reject]:
+        results: list[Event | Reject] = []
+        for index, line in enumerate(block.split(b"\n")):
+            if line.strip():  # a blank line, or the empty piece after the last newline
+                result = self.decode(line, Source(topic, 0, first_line + index))
+                if result is not None:
+                    results.append(result)
+        return results
+
+    def _key(self, view: View) -> str | None:
+        parts: list[str] = []
+        for ref in self._keys:
+            values = view.values(ref.path, ref.parts)
+            text = _as_text(values[0]) if values else None
+            if text is None:
+                return None
+            parts.append(text)
+        return parts[0] if len(parts) == 1 else orjson.dumps(parts).decode()
+
+    def _reject(self, reject: Reject) -> Reject:
+        self.stats.reject(reject.reason)
+        return reject
+
+    # matching ------------------------------------------------------------------------------
+    def process(self, event: Event, state: StateStore, scope: str = "0") -> list[dict[str, Any]]:
+        """Apply `event` to `state`; alerts completed by it, possibly none.
+
+        `scope` is the partition the event was read from in the keyed stream: watermark,
+        expiry and the alert cap are per scope, and expiry deletes only keys of that scope.
+        """
+        return self._matcher.process(event, state, scope)
+
+    def end_source(self, state: StateStore, topic: str, partition: int, scope: str = "0") -> None:
+        """An input (topic partition, or file) has ended: it stops holding the watermark.
+
+        `seqwatch detect` calls it at the end of each file, so files given in any order
+        behave like topics replayed one after another into the same keyed stream.
+        """
+        self._matcher.end_source(state, scope, topic, partition)
+
+    def _make_alert(self, start: dict[str, Any], net: dict[str, Any], scope: str) -> dict[str, Any]:
+        key_fields = {ref.path: start["f"].get(ref.path) for ref in self._keys}
+        now_ms = int(self.clock() * 1000)
+        return build_alert(self.rule, key_fields, [start, net], now_ms, scope)
+
+    @staticmethod
+    def alert_bytes(alert: dict[str, Any]) -> bytes:
+        """The alert as the alerts topic and `seqwatch detect` carry it."""
+        return orjson.dumps(alert)
+
+    @staticmethod
+    def alert_key(alert: dict[str, Any]) -> bytes:
+        """The alerts topic key: process.entity_id (the join key), as UTF-8."""
+        entity = alert.get("process", {}).get("entity_id")
+        return str(entity if entity is not None else alert["alert"]["id"]).encode()

@@ -1,0 +1,95 @@
+"""A bytes-level check, before JSON parsing, that never drops a record a stage could match.
+
+Derived from the compiled rule: every stage yields a set of lower-case ASCII fragments one
+of which occurs (case-insensitively) in any value that stage's conditions accept
+(`compile.Node.required`). A record whose bytes contain none of them cannot match and is
+dropped without parsing; that is where the speed of `seqwatch detect` comes from.
+
+Why this is safe (the property tests check it on generated records):
+- Fragments hold only printable ASCII other than `"`, `\\` and `/`, so inside a JSON string
+  they can only be written verbatim or as `\\uXXXX` escapes; a record containing `\\u`
+  is decoded and checked as text instead.
+- `bytes.lower()` folds ASCII only, like `str.lower()` on ASCII; the only non-ASCII
+  characters whose `str.lower()` contains ASCII letters are U+0130 and U+212A
+  (`ASCII_LOWERING`, proven by a test over all code points); a record containing them is
+  checked as decoded, lower-cased text too.
+- Normalisation only copies raw values or takes substrings of them (basename, DOMAIN\\user
+  split, digit strings to integers), except for `normalise.DERIVED_FIELDS`, from which no
+  fragment is ever derived.
+If any stage yields no fragments, the prefilter passes everything.
+"""
+
+from __future__ import annotations
+
+import re
+
+from app.engine.compile import CompiledQuery
+
+# Non-ASCII characters whose str.lower() contains an ASCII character (see the module doc).
+ASCII_LOWERING: tuple[str, ...] = ("\u0130", "\u212a")
+_ASCII_LOWERING_BYTES: tuple[bytes, ...] = tuple(c.encode() for c in ASCII_LOWERING)
+_JSON_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|(.))", re.DOTALL)
+_SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _unescape(match: re.Match[str]) -> str:
+    hex_digits, char = match.groups()
+    if hex_digits is not None:
+        return chr(int(hex_digits, 16))
+    return _SIMPLE_ESCAPES.get(char, char)
+
+
+class Prefilter:
+    """`may_match(raw)` is False only for records no stage of the rule can match."""
+
+    def __init__(self, compiled: CompiledQuery) -> None:
+        fragments: set[str] = set()
+        self.passthrough = False
+        for stage in compiled.stages:
+            if stage.required is None:
+                self.passthrough = True
+                break
+            fragments |= stage.required
+        # Longest first, then alphabetical: a deterministic order keeps the cost stable.
+        self.fragments: tuple[str, ...] = tuple(sorted(fragments, key=lambda f: (-len(f), f)))
+        self._bytes: tuple[bytes, ...] = tuple(f.encode("ascii") for f in self.fragments)
+
+    def may_match(self, raw: bytes) -> bool:
+        if self.passthrough:
+            return True
+        low = raw.lower()
+        for fragment in self._bytes:
+            if fragment in low:
+                return True
+        if b"\\u" in raw or (not raw.isascii() and any(c in raw for c in _ASCII_LOWERING_BYTES)):
+            return self._text_may_match(raw)
+        return False
+
+    def candidate_lines(self, block: bytes) -> list[int]:
+        """Start offsets of the lines of `block` that may_match() might accept, ascending.
+
+        A line is a candidate when its lower-cased bytes contain a fragment, or it contains
+        `\\u` or an ASCII_LOWERING character (those need the exact text check). Every line
+        that may_match() accepts is a candidate; decode() re-checks each one.
+        """
+        starts: set[int] = set()
+        low = block.lower()
+        probes: list[tuple[bytes, bytes]] = [(low, f) for f in self._bytes]
+        probes.append((block, b"\\u"))
+        if not block.isascii():
+            probes.extend((block, c) for c in _ASCII_LOWERING_BYTES)
+        for haystack, needle in probes:
+            position = haystack.find(needle)
+            while position >= 0:
+                start = block.rfind(b"\n", 0, position) + 1
+                starts.add(start)
+                end = block.find(b"\n", position)
+                if end < 0:
+                    break
+                position = haystack.find(needle, end)
+        return sorted(starts)
+
+    def _text_may_match(self, raw: bytes) -> bool:
+        """The exact check on decoded, unescaped, Unicode-lower-cased text (rare path)."""
+        text = _JSON_ESCAPE.sub(_unescape, raw.decode("utf-8", errors="replace")).lower()
+        return any(fragment in text for fragment in self.fragments)

@@ -1,0 +1,273 @@
+"""The fast ingest stage: confluent-kafka in a thread, feeding the Faust `detect` agent.
+
+Faust's own stream iteration tops out at a few thousand records/s per worker (DESIGN.md
+section 4 measured ~11,000/s doing nothing, and exactly-once costs more), while 99% of
+shipper records cannot match the rule and need no state at all. This stage reads the
+shipper topics with librdkafka, decodes and prefilters each batch, and forwards only the
+candidate events, re-keyed by the join key, to the repartition topic that the Faust agent
+consumes; malformed records go to the dead-letter topic.
+
+Exactly once: each batch is one Kafka transaction holding its forwarded events, its dead
+letters and its input offsets (KIP-447 `send_offsets_to_transaction` with the consumer's
+group metadata), so a crash anywhere either publishes the whole batch and its offsets or
+none of it. The transactional id is stable per state directory, so a worker restarted
+after kill -9 fences its predecessor and aborts its open transaction at once instead of
+waiting for the transaction timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from app.engine import Engine, Reject, Source
+from app.kafka.admin import QUIET
+from app.worker.deadletter import TOMBSTONE, deadletter_headers
+from app.worker.metrics import WorkerStats
+from app.worker.settings import WorkerSettings
+
+log = logging.getLogger("seqwatch.ingest")
+
+
+def instance_id(data_dir: Path) -> str:
+    """A stable id per state directory: the same worker keeps its transactional id."""
+    path = data_dir / "instance-id"
+    try:
+        return path.read_text().strip()
+    except OSError:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        value = uuid.uuid4().hex[:12]
+        path.write_text(value + "\n")
+        return value
+
+
+class Ingest:
+    """Consume, decode, forward, commit: one transaction per batch."""
+
+    def __init__(self, settings: WorkerSettings, engine: Engine, stats: WorkerStats) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.stats = stats
+        self.stopping = threading.Event()
+        self.assignment: list[str] = []
+        self.error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        kafka = settings.kafka.confluent()
+        group = f"{settings.group_id}.ingest"
+        self.consumer = Consumer(
+            {
+                **kafka,
+                **QUIET,
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "session.timeout.ms": int(settings.session_timeout_s * 1000),
+                "heartbeat.interval.ms": max(500, int(settings.session_timeout_s * 200)),
+                "max.poll.interval.ms": 300_000,
+                "fetch.max.bytes": 52_428_800,
+                "max.partition.fetch.bytes": max(8_388_608, settings.max_record_bytes * 2),
+                "queued.max.messages.kbytes": 131_072,
+                "topic.metadata.refresh.interval.ms": 5_000,
+                "error_cb": self._on_client_error,
+            }
+        )
+        self.producer = Producer(
+            {
+                **kafka,
+                **QUIET,
+                "transactional.id": f"{group}.{instance_id(settings.data_dir)}",
+                "transaction.timeout.ms": 30_000,
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                "message.max.bytes": max(8_388_608, settings.max_record_bytes * 2 + 65_536),
+                # Keys must land where Faust (murmur2) would put them.
+                "partitioner": "murmur2_random",
+                "error_cb": self._on_client_error,
+            }
+        )
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="seqwatch-ingest", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:
+            self.error = exc
+            log.error("ingest stopped: %s", exc)
+        finally:
+            with contextlib.suppress(KafkaException, RuntimeError):
+                self.consumer.close()
+            self.producer.flush(10)
+
+    def _on_client_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            log.error("Kafka client error (fatal): %s", err.str())
+        else:
+            log.warning("Kafka client: %s", err.str())
+
+    # -- the loop --------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        settings = self.settings
+        self.producer.init_transactions(60)
+        if settings.input_pattern:
+            pattern = settings.input_pattern
+            topics = [pattern if pattern.startswith("^") else f"^{pattern}"]
+        else:
+            topics = list(settings.input_topics)
+        self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        log.info("ingest subscribed to %s", ", ".join(topics))
+        while not self.stopping.is_set():
+            batch = self.consumer.consume(num_messages=5000, timeout=0.1)
+            if batch:
+                self._transact(batch)
+
+    def _transact(self, batch: list[Any]) -> None:
+        offsets: dict[tuple[str, int], int] = {}
+        self.producer.begin_transaction()
+        try:
+            for msg in batch:
+                err = msg.error()
+                if err is not None:
+                    if err.code() != KafkaError._PARTITION_EOF:
+                        log.warning("consume: %s", err.str())
+                    continue
+                self._handle(msg)
+                offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+            if offsets:
+                self.producer.send_offsets_to_transaction(
+                    [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                    self.consumer.consumer_group_metadata(),
+                    30,
+                )
+            self.producer.commit_transaction(60)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not error.txn_requires_abort():
+                raise
+            log.warning("transaction aborted, batch will be read again: %s", error.str())
+            self.producer.abort_transaction(60)
+            self._rewind(offsets)
+
+    def _handle(self, msg: Any) -> None:
+        stats = self.stats
+        topic = msg.topic()
+        stats.events_in[topic] += 1
+        raw = msg.value()
+        source = Source(topic, msg.partition(), msg.offset())
+        decoded = self.engine.decode(raw, source) if raw is not None else TOMBSTONE
+        if decoded is None:
+            stats.dropped += 1
+            return
+        timestamp_type, timestamp_ms = msg.timestamp()
+        timestamp = timestamp_ms if timestamp_type else None
+        if isinstance(decoded, Reject):
+            stats.rejects[decoded.reason] += 1
+            stats.deadlettered += 1
+            self._produce(
+                self.settings.deadletter_topic,
+                msg.key(),
+                raw or b"",
+                timestamp,
+                headers=deadletter_headers(
+                    decoded, source, None if timestamp is None else timestamp / 1000
+                ),
+            )
+            log.warning(
+                "dead-lettered %s/%d@%d: %s (%s)",
+                topic,
+                source.partition,
+                source.offset,
+                decoded.reason,
+                decoded.detail,
+            )
+            return
+        stats.forwarded += 1
+        self._produce(
+            self.settings.repartition_topic,
+            decoded.key.encode(),
+            decoded.to_bytes(),
+            timestamp,
+        )
+
+    def _produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        timestamp_ms: int | None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {"key": key, "value": value}
+        if timestamp_ms:
+            kwargs["timestamp"] = timestamp_ms
+        if headers:
+            kwargs["headers"] = headers
+        while True:
+            try:
+                self.producer.produce(topic, **kwargs)
+                return
+            except BufferError:
+                self.producer.poll(0.05)
+
+    def _rewind(self, offsets: dict[tuple[str, int], int]) -> None:
+        """After an abort, read the batch again from the last committed offsets."""
+        partitions = [TopicPartition(t, p) for (t, p) in offsets]
+        if not partitions:
+            return
+        for tp in self.consumer.committed(partitions, timeout=30):
+            self.consumer.seek(
+                TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else -2)
+            )
+
+    def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
+        self.assignment = sorted(f"{p.topic}:{p.partition}" for p in partitions)
+        log.info("ingest assigned %d partitions", len(partitions))
+
+    def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
+        self.assignment = []
+        log.info("ingest revoked %d partitions", len(partitions))
+
+
+class IngestRunner:
+    """Glue for the Faust app: start with the worker, stop with it, crash it on failure."""
+
+    def __init__(self, ingest: Ingest) -> None:
+        self.ingest = ingest
+
+    async def watch(self, app: Any) -> None:
+        import asyncio
+
+        self.ingest.start()
+        try:
+            while not app.should_stop:
+                await asyncio.sleep(0.5)
+                if not self.ingest.alive:
+                    error = self.ingest.error or RuntimeError("ingest thread ended")
+                    await app.crash(error)
+                    return
+        finally:
+            started = time.monotonic()
+            await asyncio.get_running_loop().run_in_executor(None, self.ingest.stop)
+            log.info("ingest stopped in %.1f s", time.monotonic() - started)
