@@ -111,6 +111,7 @@ def build_app(settings: WorkerSettings) -> faust.App:
             message = event.message
             candidate = Event.from_bytes(message.value)
             scope = str(message.partition)
+            stats.sequenced += 1
             for alert in engine.process(candidate, state, scope=scope):
                 await alerts_topic.send(key=candidate.key.encode(), value=engine.alert_bytes(alert))
                 stats.alerts_sent += 1

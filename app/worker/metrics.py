@@ -28,6 +28,7 @@ class WorkerStats:
         self.deadlettered = 0
         self.alerts_sent = 0
         self.forwarded = 0
+        self.sequenced = 0
         self.dropped = 0
         self.watermark_ms: dict[str, int] = {}
         self.started = time.time()
@@ -61,6 +62,11 @@ class WorkerCollector(Collector):
         )
         yield CounterMetricFamily(
             "seqwatch_forwarded", "Candidate events keyed to the state stage", value=s.forwarded
+        )
+        yield CounterMetricFamily(
+            "seqwatch_sequenced",
+            "Candidate events run through the sequence state",
+            value=s.sequenced,
         )
         yield CounterMetricFamily("seqwatch_alerts", "Alerts produced", value=s.alerts_sent)
         engine_stats = _engine_stats(self._engine)

@@ -113,14 +113,19 @@ class WorkerProcess:
 
 
 def produce(
-    kafka: KafkaSettings, topic: str, values: list[bytes], compression: str = "lz4"
+    kafka: KafkaSettings,
+    topic: str,
+    values: list[bytes],
+    compression: str = "lz4",
+    keys: list[bytes] | None = None,
 ) -> None:
+    """Produce and wait for every acknowledgement (keys spread records like a shipper's)."""
     from app.kafka.io import ensure_topic, producer_config
 
     ensure_topic(kafka, topic, 4)
     producer = Producer(producer_config(kafka, compression))
-    for value in values:
-        producer.produce(topic, value=value)
+    for i, value in enumerate(values):
+        producer.produce(topic, value=value, key=keys[i] if keys else None)
     assert producer.flush(30) == 0
 
 

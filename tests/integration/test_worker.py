@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -277,3 +278,49 @@ def test_demo_runs_end_to_end(kafka: KafkaSettings) -> None:
     files = [SAMPLES / f"{name}.ndjson" for name in SAMPLE_TOPICS]
     assert sorted(alert_id(a) for a in alerts) == sorted(_detect_ids(*files))
     assert b"done" in result.stderr
+
+
+def test_state_stays_flat_with_a_short_ttl_and_restores_without_expired_keys(env: Env) -> None:
+    """Starts that never connect must not pile up: expiry deletes them, in the changelog too."""
+    import re
+
+    def state_entries(worker: WorkerProcess) -> float:
+        match = re.search(r"^seqwatch_state_entries (\S+)$", worker.metrics(), re.M)
+        assert match
+        return float(match.group(1))
+
+    def sequenced(worker: WorkerProcess) -> float:
+        match = re.search(r"^seqwatch_sequenced_total (\S+)$", worker.metrics(), re.M)
+        assert match
+        return float(match.group(1))
+
+    n = 3000  # one start every 600 ms of event time: 30 minutes, TTL 10 s
+    ids = [events.entity(i, "ttl") for i in range(n)]
+    starts = [events.start(e, i * 600) for i, e in enumerate(ids)]
+    worker = env.worker("--ttl", "10s", "--lateness", "1s").start()
+    try:
+        worker.wait_ready()
+        # Keyed, so every input partition carries the whole span of event time (the
+        # watermark of a state partition is the minimum over the inputs feeding it).
+        produce(env.kafka, env.inputs["winlogbeat"], starts, keys=[e.encode() for e in ids])
+        deadline = time.monotonic() + 120
+        while sequenced(worker) < n and time.monotonic() < deadline:
+            worker.check_alive()
+            time.sleep(0.2)
+        assert sequenced(worker) == n
+        # The live window is about 11 s / 600 ms of starts, plus index keys.
+        live = state_entries(worker)
+        assert live <= 200, f"{live} state entries for {n} starts with a 10 s TTL"
+        expired = re.search(r"^seqwatch_expired_total (\S+)$", worker.metrics(), re.M)
+        assert expired and float(expired.group(1)) >= n - 200
+    finally:
+        worker.stop()
+    # A new worker restoring from the changelog alone holds no more than the live window.
+    env.tmp = env.tmp / "fresh"
+    env.tmp.mkdir()
+    restored = env.worker("--ttl", "10s", "--lateness", "1s").start()
+    try:
+        restored.wait_ready()
+        assert state_entries(restored) <= 200
+    finally:
+        restored.stop()

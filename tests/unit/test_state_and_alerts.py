@@ -114,3 +114,14 @@ def test_alert_id_depends_on_content_not_coordinates() -> None:
             alerts += eng.process(event, state)
         ids.append(alerts[0]["alert"]["id"])
     assert ids[0] == ids[1]
+
+
+def test_alert_id_does_not_depend_on_which_network_event_completes_the_start() -> None:
+    """Across partitions a later connection can arrive first; the alert must keep its id."""
+    s = start(t=T0)
+    first, second = net(t=T0 + 1_000), net(t=T0 + 2_000, ip="198.51.100.9")
+    (in_order,) = feed(engine(), [s, first, second])
+    (reversed_,) = feed(engine(), [s, second, first])
+    assert in_order["alert"]["id"] == reversed_["alert"]["id"]
+    (network_first,) = feed(engine(), [second, first, s])
+    assert network_first["alert"]["id"] == in_order["alert"]["id"]
