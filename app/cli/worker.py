@@ -139,6 +139,13 @@ def _topics(value: str) -> tuple[str, ...]:
     help="How often the state stage commits its transactions (bounds alert latency).",
 )
 @click.option(
+    "--restart/--no-restart",
+    envvar="SEQWATCH_RESTART",
+    default=True,
+    show_default=True,
+    help="Restart the worker process after a failure.",
+)
+@click.option(
     "--log-level",
     envvar="SEQWATCH_LOG_LEVEL",
     default="info",
@@ -166,13 +173,22 @@ def worker(
     standby_replicas: int,
     ingest: str,
     commit_interval: str,
+    restart: bool,
     log_level: str,
 ) -> None:
-    """Run a detection worker: shipper topics in, alerts out, state in RocksDB."""
-    from app.worker.run import run_worker
+    """Run a detection worker: shipper topics in, alerts out, state in RocksDB.
 
-    params = {k: v for k, v in locals().items() if k != "run_worker"}
-    sys.exit(run_worker(settings_from(**params)))
+    The worker runs in a child process that is restarted after a failure (with
+    backoff); --no-restart runs it in this process, for a supervisor of your own.
+    """
+    from app.worker.run import run_worker
+    from app.worker.supervise import supervise
+
+    params = {k: v for k, v in locals().items() if k not in ("run_worker", "supervise", "restart")}
+    settings = settings_from(**params)
+    if not restart:
+        sys.exit(run_worker(settings))
+    sys.exit(supervise(lambda: run_worker(settings)))
 
 
 def settings_from_environment() -> WorkerSettings:

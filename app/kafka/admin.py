@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -20,27 +21,68 @@ def admin_client(settings: KafkaSettings) -> AdminClient:
 
 
 def connect(settings: KafkaSettings, timeout: float = 10.0) -> tuple[AdminClient, ClusterMetadata]:
-    """An admin client whose cluster has answered, or KafkaUnreachable with the reason."""
-    errors: list[str] = []
+    """An admin client whose cluster has answered, or KafkaUnreachable with the reason.
+
+    librdkafka retries a refused login or TLS handshake silently until the timeout and
+    reports only "transport failure"; its error callback, served by poll(), knows why.
+    So ask in short rounds and stop at the first authentication or TLS error.
+    """
+    errors: list[KafkaError] = []
 
     def on_error(err: KafkaError) -> None:
-        errors.append(err.str())
+        errors.append(err)
 
     admin = AdminClient({**settings.confluent(), **QUIET, "error_cb": on_error})
-    try:
-        metadata = admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        reason = _auth_reason(errors) or f"timed out after {timeout:.0f} s"
-        raise KafkaUnreachable(f"cannot reach Kafka at {settings.bootstrap} ({reason})") from exc
-    return admin, metadata
+    deadline = time.monotonic() + timeout
+    while True:
+        began = time.monotonic()
+        try:
+            metadata = admin.list_topics(timeout=max(0.1, min(1.0, deadline - began)))
+        except KafkaException as exc:
+            admin.poll(max(0.0, 0.2 - (time.monotonic() - began)))  # never a busy loop
+            reason = _auth_reason(errors, settings)
+            if reason is None and time.monotonic() < deadline:
+                continue
+            reason = reason or f"timed out after {timeout:.0f} s"
+            raise KafkaUnreachable(
+                f"cannot reach Kafka at {settings.bootstrap} ({reason})"
+            ) from exc
+        return admin, metadata
 
 
-def _auth_reason(errors: list[str]) -> str | None:
-    for text in errors:
-        lowered = text.lower()
-        if "authentication" in lowered or "ssl" in lowered or "certificate" in lowered:
-            return text.split(": ", 1)[-1][:200]
+_RDKAFKA_NOISE = (
+    re.compile(r"^\S+://\S+: "),  # "sasl_ssl://host:port/bootstrap: "
+    re.compile(r" \(after \d+ms in state \w+\)$"),
+    re.compile(r"error:[0-9A-F]{8}:SSL routines::"),
+    re.compile(r", verify that ssl\.ca\.location .*$"),
+)
+
+
+def _auth_reason(errors: list[KafkaError], settings: KafkaSettings) -> str | None:
+    """One short phrase for a refused login or TLS handshake; None for anything else."""
+    for err in errors:
+        if err.code() == KafkaError._AUTHENTICATION:
+            text = _clean(err.str())
+            text = re.sub(r"^SASL authentication error: ", "", text)
+            text = re.sub(r"^Authentication failed(:| during authentication due to) ?", "", text)
+            reason = f"authentication failed: {text}"
+        elif err.code() == KafkaError._SSL:
+            text = _clean(err.str()).replace("SSL handshake failed", "TLS handshake failed")
+            if "certificate verify failed" in text:
+                text += " (is --ssl-cafile the CA that signed the broker's certificate?)"
+            reason = text
+        else:
+            continue
+        if settings.sasl_password:  # librdkafka does not echo it; make sure of that
+            reason = reason.replace(settings.sasl_password, "***")
+        return reason[:300]
     return None
+
+
+def _clean(text: str) -> str:
+    for pattern in _RDKAFKA_NOISE:
+        text = pattern.sub("", text)
+    return text
 
 
 def create_topic(

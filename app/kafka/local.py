@@ -3,15 +3,24 @@
 Kafka's jars come from Maven Central through the machine's Maven into a cache outside
 the repository; the broker runs as a detached JVM whose pid, config, data and log live
 in one run directory per port, so `up` can be idempotent and `down` can find it again.
+
+`up --secure` adds a SASL_SSL listener (TLS, SCRAM-SHA-512 and PLAIN) on port+2 with a
+private CA made by the JDK's keytool (Java is needed anyway; nothing else to install).
+Secrets live in files of mode 600 in the run directory and are never printed.
 """
 
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
+import secrets
+import shlex
 import shutil
 import signal
+import string
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,10 +28,17 @@ from importlib import resources
 from pathlib import Path
 
 from app.errors import ConfigError, SeqwatchError
+from app.kafka.settings import KafkaSettings
 
 KAFKA_VERSION = "4.1.1"
 """Kafka 4.1: KRaft only, and the oldest 4.x line that aiokafka 0.14 and librdkafka 2.x
 both speak to without the protocol versions removed in 4.0."""
+
+SASL_USER = "seqwatch"
+SECURE_MECHANISMS = ("SCRAM-SHA-512", "PLAIN")
+"""SCRAM first: it is what we recommend (the password never crosses the wire)."""
+SECURE_PORT_OFFSET = 2
+"""The SASL_SSL listener's port relative to the client port (port+1 is the controller)."""
 
 
 def cache_root() -> Path:
@@ -42,10 +58,20 @@ class LocalKafka:
     port: int = 9092
     version: str = KAFKA_VERSION
     heap: str = "1g"
+    secure: bool = False
+    """Also open the SASL_SSL listener on `secure_port`."""
 
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def secure_port(self) -> int:
+        return self.port + SECURE_PORT_OFFSET
+
+    @property
+    def secure_bootstrap(self) -> str:
+        return f"{self.host}:{self.secure_port}"
 
     @property
     def controller_port(self) -> int:
@@ -75,20 +101,86 @@ class LocalKafka:
     def config_file(self) -> Path:
         return self.run_dir / "server.properties"
 
+    @property
+    def secure_dir(self) -> Path:
+        """Certificates and secrets, mode 700."""
+        return self.run_dir / "secure"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate (PEM) clients trust: `--ssl-cafile`."""
+        return self.secure_dir / "ca.pem"
+
+    @property
+    def keystore_file(self) -> Path:
+        return self.secure_dir / "broker.p12"
+
+    @property
+    def keystore_password_file(self) -> Path:
+        return self.secure_dir / "keystore.password"
+
+    @property
+    def password_file(self) -> Path:
+        """The SASL password of `SASL_USER` (SCRAM and PLAIN alike)."""
+        return self.secure_dir / "sasl.password"
+
+    def runs_secure(self) -> bool:
+        """Whether the last `up` configured the SASL_SSL listener (what a running broker has)."""
+        try:
+            return "SASL_SSL://" in self.config_file.read_text()
+        except OSError:
+            return False
+
+    def client_settings(self, mechanism: str = "SCRAM-SHA-512") -> KafkaSettings:
+        """Settings for the secure listener, with the generated password (tests, readiness)."""
+        return KafkaSettings(
+            bootstrap=self.secure_bootstrap,
+            security_protocol="SASL_SSL",
+            sasl_mechanism=mechanism,
+            sasl_username=SASL_USER,
+            sasl_password=_read_secret(self.password_file),
+            ssl_cafile=str(self.ca_file),
+        )
+
+    def exports(self) -> list[str]:
+        """Shell lines a user pastes to point seqwatch at the secure listener."""
+        return [
+            f"export SEQWATCH_BOOTSTRAP={self.secure_bootstrap}",
+            "export SEQWATCH_SECURITY_PROTOCOL=SASL_SSL",
+            f"export SEQWATCH_SASL_MECHANISM={SECURE_MECHANISMS[0]}",
+            f"export SEQWATCH_SASL_USERNAME={SASL_USER}",
+            f"export SEQWATCH_SSL_CAFILE={shlex.quote(str(self.ca_file))}",
+            f'export SEQWATCH_SASL_PASSWORD="$(cat {shlex.quote(str(self.password_file))})"',
+        ]
+
     # -- lifecycle ---------------------------------------------------------------
 
     def up(self, timeout: float = 90.0) -> str:
-        """Start the broker unless it already runs; return what was done."""
+        """Start the broker unless it already runs; return what was done.
+
+        A broker running without the secure listener is restarted when `secure` asks for
+        it (topics are kept); a secure one satisfies a plain `up` as it is.
+        """
         pid = self.pid()
+        restarted = ""
         if pid is not None:
-            wait_until_ready(self.bootstrap, timeout=timeout)
-            return f"already running (pid {pid}) on {self.bootstrap}"
+            if self.secure and not self.runs_secure():
+                self.down()
+                restarted = " (restarted to add the SASL_SSL listener)"
+            else:
+                wait_until_ready(self.bootstrap, timeout=timeout)
+                secure = f", SASL_SSL on {self.secure_bootstrap}" if self.runs_secure() else ""
+                return f"already running (pid {pid}) on {self.bootstrap}{secure}"
         java = require_tool("java", "Java 17+ is needed to run the local Kafka broker")
         self.ensure_libs()
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(self.server_properties())
+        if self.secure:
+            self._ensure_secure_material(java)
+        # Private: with --secure it holds the keystore and PLAIN passwords.
+        _write_private(self.config_file, self.server_properties())
         (self.run_dir / "log4j2.properties").write_text(_log4j2_properties(self.log_file))
-        if not (self.data_dir / "meta.properties").exists():
+        fresh = not (self.data_dir / "meta.properties").exists()
+        if fresh:
             self._format(java)
         started = time.monotonic()
         log = open(self.run_dir / "stdout.log", "ab")  # noqa: SIM115 - handed to the child
@@ -104,11 +196,19 @@ class LocalKafka:
         self.pid_file.write_text(f"{proc.pid}\n")
         try:
             wait_until_ready(self.bootstrap, timeout=timeout, alive=lambda: proc.poll() is None)
+            if self.secure:
+                if not fresh:  # formatted before --secure: --add-scram never ran
+                    self._upsert_scram()
+                self._wait_secure(timeout, alive=lambda: proc.poll() is None)
         except SeqwatchError:
             self.down()
             raise
         took = time.monotonic() - started
-        return f"started Kafka {self.version} (pid {proc.pid}) on {self.bootstrap} in {took:.1f} s"
+        secure = f", SASL_SSL on {self.secure_bootstrap}" if self.secure else ""
+        return (
+            f"started Kafka {self.version} (pid {proc.pid}) on {self.bootstrap}{secure}"
+            f" in {took:.1f} s{restarted}"
+        )
 
     def down(self, timeout: float = 30.0) -> str:
         """Stop the broker cleanly (SIGTERM, a controlled shutdown), SIGKILL as last resort."""
@@ -147,8 +247,9 @@ class LocalKafka:
         return pid if str(self.config_file).encode() in cmdline else None
 
     def status(self) -> dict[str, object]:
+        """Where things are; secure fields (paths, never the password) when configured."""
         pid = self.pid()
-        return {
+        info: dict[str, object] = {
             "running": pid is not None,
             "pid": pid,
             "bootstrap": self.bootstrap,
@@ -157,7 +258,20 @@ class LocalKafka:
             "libs": str(self.libs_dir),
             "data": str(self.data_dir),
             "log": str(self.log_file),
+            "secure": pid is not None and self.runs_secure(),
         }
+        if info["secure"]:
+            info.update(
+                {
+                    "secure_bootstrap": self.secure_bootstrap,
+                    "security_protocol": "SASL_SSL",
+                    "sasl_mechanisms": list(SECURE_MECHANISMS),
+                    "ca_file": str(self.ca_file),
+                    "sasl_username": SASL_USER,
+                    "password_file": str(self.password_file),
+                }
+            )
+        return info
 
     # -- pieces --------------------------------------------------------------------
 
@@ -196,7 +310,7 @@ class LocalKafka:
 
     def server_properties(self) -> str:
         """One combined broker+controller; internal topics with replication factor 1."""
-        props = {
+        props: dict[str, str] = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
@@ -223,28 +337,205 @@ class LocalKafka:
             "log.retention.check.interval.ms": "60000",
             "delete.topic.enable": "true",
         }
+        if self.secure:
+            props.update(self._secure_properties())
         return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _secure_properties(self) -> dict[str, str]:
+        """The SASL_SSL listener. Inter-broker and controller traffic stay PLAINTEXT."""
+        password = _read_secret(self.password_file)
+        store_password = _read_secret(self.keystore_password_file)
+        name = "listener.name.sasl_ssl"
+        # Kafka logs these as [hidden] (they are PASSWORD configs).
+        plain_jaas = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'user_{SASL_USER}="{password}";'
+        )
+        return {
+            "listeners": (
+                f"PLAINTEXT://{self.host}:{self.port},"
+                f"CONTROLLER://{self.host}:{self.controller_port},"
+                f"SASL_SSL://{self.host}:{self.secure_port}"
+            ),
+            "advertised.listeners": (
+                f"PLAINTEXT://{self.host}:{self.port},SASL_SSL://{self.host}:{self.secure_port}"
+            ),
+            "listener.security.protocol.map": (
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+            ),
+            "sasl.enabled.mechanisms": ",".join(SECURE_MECHANISMS),
+            f"{name}.sasl.enabled.mechanisms": ",".join(SECURE_MECHANISMS),
+            f"{name}.plain.sasl.jaas.config": plain_jaas,
+            f"{name}.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            f"{name}.ssl.keystore.type": "PKCS12",
+            f"{name}.ssl.keystore.location": str(self.keystore_file),
+            f"{name}.ssl.keystore.password": store_password,
+            f"{name}.ssl.key.password": store_password,
+            f"{name}.ssl.client.auth": "none",
+        }
+
+    def _ensure_secure_material(self, java: str) -> None:
+        """Passwords and certificates, made once per run directory and kept."""
+        _private_dir(self.secure_dir)
+        for path in (self.password_file, self.keystore_password_file):
+            if not path.exists():
+                _write_private(path, _new_password() + "\n")
+        if self.ca_file.exists() and self.keystore_file.exists():
+            return
+        keytool = find_keytool(java)
+        store_password = _read_secret(self.keystore_password_file)
+        with tempfile.TemporaryDirectory(dir=self.secure_dir) as tmp:
+            work = Path(tmp)
+            ca_store = work / "ca.p12"
+            ca_pem = make_ca(ca_store, store_password, "seqwatch local Kafka CA", keytool)
+            broker_store = work / "broker.p12"
+            _keytool_run(
+                keytool,
+                store_password,
+                "-genkeypair",
+                "-alias",
+                "broker",
+                "-keyalg",
+                "EC",
+                "-groupname",
+                "secp256r1",
+                "-validity",
+                "3650",
+                "-dname",
+                "CN=localhost, O=seqwatch",
+                "-keystore",
+                str(broker_store),
+            )
+            csr, signed = work / "broker.csr", work / "broker.pem"
+            _keytool_run(
+                keytool,
+                store_password,
+                "-certreq",
+                "-alias",
+                "broker",
+                "-keystore",
+                str(broker_store),
+                "-file",
+                str(csr),
+            )
+            _keytool_run(
+                keytool,
+                store_password,
+                "-gencert",
+                "-rfc",
+                "-alias",
+                "ca",
+                "-keystore",
+                str(ca_store),
+                "-infile",
+                str(csr),
+                "-outfile",
+                str(signed),
+                "-validity",
+                "3650",
+                "-ext",
+                f"SAN={self._subject_alt_names()}",
+                "-ext",
+                "KeyUsage:critical=digitalSignature",
+                "-ext",
+                "ExtendedKeyUsage=serverAuth",
+            )
+            # The CA first, so that keytool can build the chain of the signed reply.
+            for alias, cert in (("ca", ca_pem), ("broker", signed)):
+                _keytool_run(
+                    keytool,
+                    store_password,
+                    "-importcert",
+                    "-noprompt",
+                    "-alias",
+                    alias,
+                    "-file",
+                    str(cert),
+                    "-keystore",
+                    str(broker_store),
+                )
+            os.chmod(broker_store, 0o600)
+            os.replace(broker_store, self.keystore_file)
+            # The CA's private key dies with `work`: nothing can sign another certificate.
+            shutil.copyfile(ca_pem, self.ca_file)
+
+    def _subject_alt_names(self) -> str:
+        names = {"dns:localhost", "ip:127.0.0.1"}
+        try:
+            ipaddress.ip_address(self.host)
+            names.add(f"ip:{self.host}")
+        except ValueError:
+            names.add(f"dns:{self.host}")
+        return ",".join(sorted(names))
+
+    def _upsert_scram(self) -> None:
+        """Create (or reset) the SCRAM user over the PLAINTEXT listener."""
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import (
+            AdminClient,
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialUpsertion,
+        )
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        upsert = UserScramCredentialUpsertion(
+            SASL_USER,
+            ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
+            _read_secret(self.password_file).encode(),
+        )
+        try:
+            for future in admin.alter_user_scram_credentials([upsert]).values():
+                future.result(timeout=30)
+        except KafkaException as exc:
+            raise SeqwatchError(f"cannot create the SCRAM user {SASL_USER!r}: {exc}") from exc
+
+    def _wait_secure(self, timeout: float, alive: object) -> None:
+        """Ready means a SCRAM login over TLS succeeds, not just an open port."""
+        try:
+            wait_until_ready(
+                self.secure_bootstrap,
+                timeout=timeout,
+                alive=alive,
+                client_config=self.client_settings().confluent(),
+            )
+        except SeqwatchError as exc:
+            raise SeqwatchError(
+                f"the SASL_SSL listener on {self.secure_bootstrap} did not accept our "
+                f"SCRAM login ({exc}); see {self.log_file}"
+            ) from None
 
     def _format(self, java: str) -> None:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        result = subprocess.run(
-            self._java_command(
-                java,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(self.config_file),
-                "--ignore-formatted",
-            ),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        args = ["format", "-t", cluster_id, "-c", str(self.config_file), "--ignore-formatted"]
+        password = ""
+        argfile: Path | None = None
+        if self.secure:
+            # The SCRAM user goes into the metadata log at format time. Through a java
+            # @argfile (mode 600) so that the password never shows in `ps`.
+            password = _read_secret(self.password_file)
+            argfile = self.secure_dir / "format.args"
+            _write_private(
+                argfile,
+                f"--add-scram\nSCRAM-SHA-512=[name={SASL_USER},password={password}]\n",
+            )
+            args.append(f"@{argfile}")
+        try:
+            result = subprocess.run(
+                self._java_command(java, "kafka.tools.StorageTool", *args),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        finally:
+            if argfile is not None:
+                argfile.unlink(missing_ok=True)
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["?"]
-            raise SeqwatchError(f"formatting Kafka storage in {self.data_dir} failed: {detail[0]}")
+            text = detail[0].replace(password, "***") if password else detail[0]
+            raise SeqwatchError(f"formatting Kafka storage in {self.data_dir} failed: {text}")
 
     def _java_command(self, java: str, main: str, *args: str) -> list[str]:
         return [
@@ -260,6 +551,107 @@ class LocalKafka:
             main,
             *args,
         ]
+
+
+def make_ca(store: Path, store_password: str, name: str, keytool: str | None = None) -> Path:
+    """A self-signed CA in a PKCS12 keystore; returns its certificate as PEM next to it."""
+    keytool = keytool or find_keytool()
+    _keytool_run(
+        keytool,
+        store_password,
+        "-genkeypair",
+        "-alias",
+        "ca",
+        "-keyalg",
+        "EC",
+        "-groupname",
+        "secp256r1",
+        "-validity",
+        "3650",
+        "-dname",
+        f"CN={name}, O=seqwatch",
+        "-ext",
+        "BasicConstraints:critical=ca:true",
+        "-ext",
+        "KeyUsage:critical=keyCertSign,cRLSign",
+        "-keystore",
+        str(store),
+    )
+    pem = store.with_suffix(".pem")
+    _keytool_run(
+        keytool,
+        store_password,
+        "-exportcert",
+        "-rfc",
+        "-alias",
+        "ca",
+        "-keystore",
+        str(store),
+        "-file",
+        str(pem),
+    )
+    return pem
+
+
+def find_keytool(java: str | None = None) -> str:
+    """The keytool of the JDK that runs Kafka, else the one on PATH."""
+    java = java or shutil.which("java")
+    beside = Path(java).resolve().parent / "keytool" if java else None
+    if beside is not None and beside.exists():
+        return str(beside)
+    return require_tool("keytool", "the JDK's keytool makes the broker's TLS certificates")
+
+
+_KEYTOOL_JVM = ("-J-XX:TieredStopAtLevel=1", "-J-XX:+UseSerialGC", "-J-XX:-UsePerfData")
+"""Short-lived JVMs: the C1 compiler and serial GC about halve keytool's start-up."""
+
+
+def _keytool_run(keytool: str, store_password: str, *args: str) -> None:
+    """Run keytool with the store password in its environment, never on its command line."""
+    result = subprocess.run(
+        [
+            keytool,
+            *_KEYTOOL_JVM,
+            *args,
+            "-storetype",
+            "PKCS12",
+            "-storepass:env",
+            "SEQWATCH_KEYSTORE_PASS",
+        ],
+        env={**os.environ, "SEQWATCH_KEYSTORE_PASS": store_password},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["?"]
+        raise SeqwatchError(f"keytool {args[0]} failed: {detail[0].replace(store_password, '***')}")
+
+
+def _new_password() -> str:
+    """Letters and digits only: safe inside JAAS quotes, SCRAM specs and shells."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(32))
+
+
+def _read_secret(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise SeqwatchError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, whatever the umask, even when it existed."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
 
 
 def require_tool(name: str, why: str) -> str:

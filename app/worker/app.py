@@ -41,8 +41,8 @@ def build_app(settings: WorkerSettings) -> faust.App:
         rule,
         ttl_ms=settings.ttl_ms,
         lateness_ms=settings.lateness_ms,
-        # The cap is kept per state partition: share it out so the total stays within it.
-        alert_cap=-(-settings.alert_cap // settings.partitions),
+        # Kept per state partition (no coordination between workers), see README.
+        alert_cap=settings.alert_cap,
         max_event_bytes=settings.max_record_bytes,
     )
     app = faust.App(
@@ -62,6 +62,10 @@ def build_app(settings: WorkerSettings) -> faust.App:
         broker_commit_interval=settings.commit_interval_s,
         consumer_max_fetch_size=max(4 * 1024 * 1024, settings.max_record_bytes * 2),
         producer_max_request_size=max(1024 * 1024, settings.max_record_bytes * 2 + 65536),
+        # Faust compares the local offset with the changelog's high water, which reads
+        # -1 while another worker's transaction is open on it, and then refuses to start.
+        # Local state is discarded after any unclean stop (run.discard_unclean_state).
+        recovery_consistency_check=False,
         web_enabled=True,
         web_host=settings.web_host,
         web_bind=settings.web_host,
@@ -117,6 +121,12 @@ def build_app(settings: WorkerSettings) -> faust.App:
                 stats.alerts_sent += 1
                 latency.observe(max(0.0, time.time() - message.timestamp))
                 log.warning("ALERT %s", _describe(alert))
+            # Faust queues table changelog writes in a buffer that a background task
+            # sends later; hand them to the producer before this event is acknowledged,
+            # or its offset could commit in a transaction without its state change.
+            buffer = app.producer.buffer
+            while buffer.size:  # flush() gives up after 100 ms of no progress
+                await buffer.flush()
             stats.watermark_ms[scope] = max(
                 stats.watermark_ms.get(scope, 0), candidate.timestamp_ms
             )

@@ -58,6 +58,8 @@ class Ingest:
         self.stopping = threading.Event()
         self.assignment: list[str] = []
         self.error: BaseException | None = None
+        self.down_since: float | None = None
+        self.outage_s: float | None = None  # set once an outage is over
         self._thread: threading.Thread | None = None
         kafka = settings.kafka.confluent()
         group = f"{settings.group_id}.ingest"
@@ -73,7 +75,12 @@ class Ingest:
                 "heartbeat.interval.ms": max(500, int(settings.session_timeout_s * 200)),
                 "max.poll.interval.ms": 300_000,
                 "fetch.max.bytes": 52_428_800,
-                "max.partition.fetch.bytes": max(8_388_608, settings.max_record_bytes * 2),
+                # Small per-partition fetches interleave the partitions finely: the state
+                # stage's watermark is the minimum over inputs it has seen, and reading one
+                # partition far ahead of the others (8 MiB at a time) expired starts whose
+                # connections sat in a partition not read yet. A larger record still
+                # arrives whole (a fetch always returns at least one batch).
+                "max.partition.fetch.bytes": 262_144,
                 "queued.max.messages.kbytes": 131_072,
                 "topic.metadata.refresh.interval.ms": 5_000,
                 "error_cb": self._on_client_error,
@@ -121,6 +128,11 @@ class Ingest:
             self.producer.flush(10)
 
     def _on_client_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN and self.down_since is None:
+            self.down_since = time.monotonic()
+            self.stats.outages += 1
+            log.error("Kafka is unreachable: %s", err.str())
+            return
         if err.fatal():
             log.error("Kafka client error (fatal): %s", err.str())
         else:
@@ -142,6 +154,17 @@ class Ingest:
             batch = self.consumer.consume(num_messages=5000, timeout=0.1)
             if batch:
                 self._transact(batch)
+            if self.down_since is not None:
+                self._check_back()
+
+    def _check_back(self) -> None:
+        try:
+            self.consumer.list_topics(timeout=1)
+        except KafkaException:
+            return
+        self.outage_s = time.monotonic() - self.down_since if self.down_since else 0.0
+        self.down_since = None
+        log.warning("Kafka is reachable again after %.1f s", self.outage_s)
 
     def _transact(self, batch: list[Any]) -> None:
         offsets: dict[tuple[str, int], int] = {}
@@ -250,6 +273,13 @@ class Ingest:
         log.info("ingest revoked %d partitions", len(partitions))
 
 
+RESTART_AFTER_OUTAGE_S = 3.0
+
+
+class RestartNeeded(RuntimeError):
+    """The worker must restart to recover (see app.worker.supervise)."""
+
+
 class IngestRunner:
     """Glue for the Faust app: start with the worker, stop with it, crash it on failure."""
 
@@ -263,6 +293,15 @@ class IngestRunner:
         try:
             while not app.should_stop:
                 await asyncio.sleep(0.5)
+                outage = self.ingest.outage_s
+                if outage is not None and outage >= RESTART_AFTER_OUTAGE_S:
+                    # Faust's consumer does not rejoin its group after such an outage;
+                    # a fresh process does (the supervisor restarts it).
+                    await app.crash(
+                        RestartNeeded(f"Kafka was unreachable for {outage:.0f} s: restarting")
+                    )
+                    return
+                self.ingest.outage_s = None
                 if not self.ingest.alive:
                     error = self.ingest.error or RuntimeError("ingest thread ended")
                     await app.crash(error)

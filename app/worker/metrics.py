@@ -7,6 +7,7 @@ families when Prometheus scrapes.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ class WorkerStats:
         self.alerts_sent = 0
         self.forwarded = 0
         self.sequenced = 0
+        self.outages = 0
         self.dropped = 0
         self.watermark_ms: dict[str, int] = {}
         self.started = time.time()
@@ -89,6 +91,14 @@ class WorkerCollector(Collector):
             "seqwatch_expired",
             "State entries expired by the TTL",
             value=engine_stats.get("expired", 0),
+        )
+        yield CounterMetricFamily(
+            "seqwatch_kafka_outages", "Times every broker became unreachable", value=s.outages
+        )
+        yield CounterMetricFamily(
+            "seqwatch_worker_restarts",
+            "Restarts of the worker process by its supervisor",
+            value=int(os.environ.get("SEQWATCH_RESTARTS", "0")),
         )
         yield GaugeMetricFamily(
             "seqwatch_state_entries", "Keys in the local state table", value=self._state_size()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
+from pathlib import Path
 
 from app.kafka import admin as kadmin
 from app.worker.settings import WorkerSettings
@@ -54,6 +57,7 @@ def run_worker(settings: WorkerSettings, connect_timeout: float = 30.0) -> int:
     )
     ensure_topics(settings, connect_timeout)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    discard_unclean_state(settings.data_dir, Path(app.conf.tabledir))
     log.warning(
         "seqwatch worker %s: %s -> %s (state %s, %s, ttl %d ms, lateness %d ms, web %s:%d)",
         settings.group_id,
@@ -67,11 +71,39 @@ def run_worker(settings: WorkerSettings, connect_timeout: float = 30.0) -> int:
         settings.web_port,
     )
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    code = 0
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+        code = int(exc.code or 0)
+    if code == 0:
+        (settings.data_dir / RUNNING).unlink(missing_ok=True)
+    return code
+
+
+RUNNING = "RUNNING"
+
+
+def discard_unclean_state(data_dir: Path, tables: Path) -> None:
+    """After a crash, rebuild the state from the changelog instead of trusting RocksDB.
+
+    RocksDB is written as events are processed, before their transaction commits; after
+    kill -9 it can hold effects of aborted transactions (a sequence marked complete
+    whose alert was never committed), and Faust would resume from it and lose that
+    alert. The changelog, read with read_committed, holds exactly the committed state
+    (Kafka Streams' rule for exactly-once: no clean shutdown, no local state). It is
+    compacted and bounded by the TTL, so the restore is short.
+    """
+    marker = data_dir / RUNNING
+    if marker.exists() and tables.exists():
+        log.warning(
+            "the previous run in %s did not stop cleanly (pid %s): local state discarded, "
+            "restoring it from the changelog",
+            data_dir,
+            marker.read_text().strip() or "?",
+        )
+        shutil.rmtree(tables)
+    marker.write_text(f"{os.getpid()}\n")
 
 
 if __name__ == "__main__":  # pragma: no cover
