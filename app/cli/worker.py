@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -152,30 +153,7 @@ def _topics(value: str) -> tuple[str, ...]:
     show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
-def worker(
-    kafka: KafkaSettings,
-    input_topics: str,
-    input_pattern: str | None,
-    alerts_topic: str,
-    deadletter_topic: str,
-    group_id: str,
-    data_dir: Path,
-    partitions: int,
-    rule_path: Path | None,
-    ttl: str,
-    lateness: str,
-    alert_cap: int,
-    processing_guarantee: str,
-    max_record_bytes: int,
-    web_host: str,
-    web_port: int,
-    session_timeout: str,
-    standby_replicas: int,
-    ingest: str,
-    commit_interval: str,
-    restart: bool,
-    log_level: str,
-) -> None:
+def worker(kafka: KafkaSettings, restart: bool, **options: Any) -> None:
     """Run a detection worker: shipper topics in, alerts out, state in RocksDB.
 
     The worker runs in a child process that is restarted after a failure (with
@@ -184,8 +162,7 @@ def worker(
     from app.worker.run import run_worker
     from app.worker.supervise import supervise
 
-    params = {k: v for k, v in locals().items() if k not in ("run_worker", "supervise", "restart")}
-    settings = settings_from(**params)
+    settings = settings_from(kafka, **options)
     if not restart:
         sys.exit(run_worker(settings))
     sys.exit(supervise(lambda: run_worker(settings)))
@@ -195,6 +172,7 @@ def settings_from_environment() -> WorkerSettings:
     """Settings from SEQWATCH_* variables and defaults alone (for `faust -A app`)."""
     ctx = worker.make_context("worker", [])
     params = dict(ctx.params)
+    params.pop("restart")
     return settings_from(kafka=pop_kafka_settings(params), **params)
 
 
