@@ -110,7 +110,8 @@ class Pacer:
             ts = event_time_s(line)
             if ts is not None:
                 if self._first_event is None:
-                    self._first_event = ts
+                    # The clock starts at the first paced record, not before any set-up.
+                    self._first_event, self._start = ts, time.monotonic()
                 due = self._start + max(0.0, ts - self._first_event) / self.speed
         if due is not None:
             delay = due - time.monotonic()
@@ -142,11 +143,14 @@ def replay(
                 result.errors.append(err.str())
 
     pending = 0
+    paced = bool(rate or speed)
     for topic, value in lines:
         pacer.wait(value)
+        # Paced records carry the moment they were sent (librdkafka may stamp a batch).
+        stamp = {"timestamp": int(time.time() * 1000)} if paced else {}
         while True:
             try:
-                producer.produce(topic, value=value, on_delivery=delivered)
+                producer.produce(topic, value=value, on_delivery=delivered, **stamp)
                 break
             except BufferError:
                 producer.poll(0.05)
