@@ -96,7 +96,6 @@ def build_app(settings: WorkerSettings) -> faust.App:
     state = TableState(table)
     stats = WorkerStats()
     registry, latency = build_registry(stats, engine, lambda: _table_size(table))
-    source_topic_name = settings.repartition_topic
 
     runner: IngestRunner | None = None
     if settings.ingest == "confluent":
@@ -112,21 +111,24 @@ def build_app(settings: WorkerSettings) -> faust.App:
     @app.agent(by_entity, name="detect")
     async def detect(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            message = event.message
-            candidate = Event.from_bytes(message.value)
-            scope = str(message.partition)
-            stats.sequenced += 1
-            for alert in engine.process(candidate, state, scope=scope):
-                await alerts_topic.send(key=candidate.key.encode(), value=engine.alert_bytes(alert))
-                stats.alerts_sent += 1
-                latency.observe(max(0.0, time.time() - message.timestamp))
-                log.warning("ALERT %s", _describe(alert))
-            # Faust queues table changelog writes in a buffer that a background task
-            # sends later; hand them to the producer before this event is acknowledged,
-            # or its offset could commit in a transaction without its state change.
-            buffer = app.producer.buffer
-            while buffer.size:  # flush() gives up after 100 ms of no progress
-                await buffer.flush()
+            async with transactions.EVENT_LOCK:
+                message = event.message
+                candidate = Event.from_bytes(message.value)
+                scope = str(message.partition)
+                stats.sequenced += 1
+                for alert in engine.process(candidate, state, scope=scope):
+                    await alerts_topic.send(
+                        key=candidate.key.encode(), value=engine.alert_bytes(alert)
+                    )
+                    stats.alerts_sent += 1
+                    latency.observe(max(0.0, time.time() - message.timestamp))
+                    log.warning("ALERT %s", _describe(alert))
+                # Faust queues table changelog writes in a buffer that a background task
+                # sends later; hand them to the producer before this event is acknowledged,
+                # or its offset could commit in a transaction without its state change.
+                buffer = app.producer.buffer
+                while buffer.size:  # flush() gives up after 100 ms of no progress
+                    await buffer.flush()
             stats.watermark_ms[scope] = max(
                 stats.watermark_ms.get(scope, 0), candidate.timestamp_ms
             )
@@ -168,13 +170,6 @@ def build_app(settings: WorkerSettings) -> faust.App:
             _table_size(table),
         )
 
-    app.seqwatch = {  # type: ignore[attr-defined]
-        "engine": engine,
-        "stats": stats,
-        "table": table,
-        "registry": registry,
-        "source": source_topic_name,
-    }
     return app
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sys
 from pathlib import Path
 
 from app.kafka import admin as kadmin
@@ -104,7 +103,3 @@ def discard_unclean_state(data_dir: Path, tables: Path) -> None:
         )
         shutil.rmtree(tables)
     marker.write_text(f"{os.getpid()}\n")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run_worker(WorkerSettings()))

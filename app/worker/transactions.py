@@ -14,6 +14,13 @@ together. This patch does the same: with a current event, the send uses the prod
 of the event's topic-partition group, which is exactly the transaction Faust commits
 with that event's offset.
 
+A third patch keeps a commit from landing in the middle of an event: Faust commits on a
+timer, and a transaction holding half of an event's effects (its state change but not
+yet its alert) would commit while the event's own offset does not. After a crash the
+event is processed again against a state that already marks it done, and the alert is
+lost (seen in the kill -9 test). The agent holds `EVENT_LOCK` while it handles an event;
+the commit waits for it.
+
 A second patch makes the transaction commit idempotent: on shutdown Faust commits
 "and ends" the transactions more than once, and aiokafka then raises
 `IllegalOperation('Not in the middle of a transaction')`, which left the worker
@@ -22,11 +29,14 @@ hanging on SIGTERM instead of stopping cleanly.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 log = logging.getLogger("seqwatch.worker")
 _installed = False
+EVENT_LOCK = asyncio.Lock()
+"""Held by the detect agent from reading an event until its effects are all sent."""
 
 
 def install() -> None:
@@ -70,7 +80,14 @@ def install() -> None:
             topic, key, value, destination, timestamp, headers, transactional_id=tid
         )
 
+    original_commit = TransactionManager.commit
+
+    async def commit(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
+        async with EVENT_LOCK:
+            return bool(await original_commit(self, offsets, start_new_transaction))
+
     TransactionManager.send = send  # type: ignore[method-assign]
+    TransactionManager.commit = commit  # type: ignore[method-assign]
     Producer.commit_transactions = commit_transactions  # type: ignore[method-assign]
     _installed = True
 

@@ -37,9 +37,17 @@ class WorkerProcess:
         self.args = args
         self.web_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_offset = 0
+
+    def log_text(self) -> str:
+        """What this run (not an earlier one in the same file) has logged."""
+        with self.log_path.open("rb") as handle:
+            handle.seek(self.log_offset)
+            return handle.read().decode(errors="replace")
 
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
+        self.log_offset = log.tell()  # where this run's lines begin in a shared log
         cmd = [
             sys.executable,
             "-m",
