@@ -508,7 +508,9 @@ class LocalKafka:
             ) from None
 
     def _format(self, java: str) -> None:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # a leading '-' reads as an option (1 in 64)
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         args = ["format", "-t", cluster_id, "-c", str(self.config_file), "--ignore-formatted"]
         password = ""
         argfile: Path | None = None
