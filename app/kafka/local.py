@@ -18,6 +18,7 @@ import secrets
 import shlex
 import shutil
 import signal
+import socket
 import string
 import subprocess
 import tempfile
@@ -172,6 +173,8 @@ class LocalKafka:
                 secure = f", SASL_SSL on {self.secure_bootstrap}" if self.runs_secure() else ""
                 return f"already running (pid {pid}) on {self.bootstrap}{secure}"
         java = require_tool("java", "Java 17+ is needed to run the local Kafka broker")
+        ports = [self.port, self.controller_port] + ([self.secure_port] if self.secure else [])
+        _check_ports_free(self.host, ports)
         self.ensure_libs()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.secure:
@@ -200,8 +203,11 @@ class LocalKafka:
                 if not fresh:  # formatted before --secure: --add-scram never ran
                     self._upsert_scram()
                 self._wait_secure(timeout, alive=lambda: proc.poll() is None)
-        except SeqwatchError:
+        except SeqwatchError as exc:
             self.down()
+            reason = self.last_error()
+            if reason and proc.poll() is not None:
+                raise SeqwatchError(f"{exc}: {reason}") from None
             raise
         took = time.monotonic() - started
         secure = f", SASL_SSL on {self.secure_bootstrap}" if self.secure else ""
@@ -226,6 +232,20 @@ class LocalKafka:
             how = f"killed (did not stop within {timeout:.0f} s)"
         self.pid_file.unlink(missing_ok=True)
         return f"{how} Kafka (pid {pid}) on {self.bootstrap}"
+
+    def last_error(self) -> str:
+        """The broker's own last ERROR or FATAL line: why a start failed, in one line."""
+        for path in (self.log_file, self.run_dir / "stdout.log"):
+            try:
+                with path.open("rb") as handle:
+                    handle.seek(max(0, path.stat().st_size - 256 * 1024))
+                    lines = handle.read().decode("utf-8", "replace").splitlines()
+            except OSError:
+                continue
+            for line in reversed(lines):
+                if " ERROR " in line or " FATAL " in line or line.startswith("Exception"):
+                    return line.strip()[:500]
+        return ""
 
     def reset(self) -> None:
         """Forget all topics and offsets: stop and delete the run directory."""
@@ -687,6 +707,24 @@ def wait_until_ready(
         if time.monotonic() > deadline:
             raise SeqwatchError(f"Kafka at {bootstrap} did not answer within {timeout:.0f} s")
         time.sleep(0.25)
+
+
+def _check_ports_free(host: str, ports: list[int]) -> None:
+    """Fail in one line before Java starts, rather than with a broker that exits.
+
+    A port in the ephemeral range (Linux: 32768-60999) can be held at any moment by
+    some client's outgoing connection; that is the usual culprit.
+    """
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Kafka binds
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise SeqwatchError(
+                    f"port {host}:{port} is in use ({exc.strerror}); the local broker needs "
+                    f"ports {', '.join(map(str, ports))}: stop what holds it or pick --port"
+                ) from None
 
 
 def _alive(pid: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 
 import pytest
@@ -58,3 +59,19 @@ def test_missing_java_is_one_clear_line(tmp_path) -> None:
         "seqwatch: 'java' not found on PATH: Java 17+ is needed to run the local Kafka broker"
     ]
     assert not os.path.exists(tmp_path / "cache" / "run" / "kafka-29292" / "kafka.pid")
+
+
+def test_a_port_held_by_another_process_is_one_clear_line(tmp_path) -> None:
+    """The controller port (port+1) taken: `up` names it instead of starting a doomed JVM."""
+    env = {"SEQWATCH_CACHE": str(tmp_path / "cache")}
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        port = str(taken - 1)
+        result = run_seqwatch("kafka", "up", "--port", port, env=env)
+    assert result.returncode == 2
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1, lines
+    assert f"port 127.0.0.1:{taken} is in use" in lines[0]
+    assert not os.path.exists(tmp_path / "cache" / "run" / f"kafka-{port}" / "kafka.pid")

@@ -1,6 +1,6 @@
 """TLS + SASL against the real local broker started by `seqwatch kafka up --secure`.
 
-The broker runs on its own port ($SEQWATCH_TEST_SECURE_PORT, default 39092; SASL_SSL on
+The broker runs on its own port ($SEQWATCH_TEST_SECURE_PORT, default 29700; SASL_SSL on
 port+2), so these tests never touch the session broker, and it is stopped at the end
 when this module started it. Every CLI output and the worker log are checked for the
 password: a credential must not leak through an error message or a log line.
@@ -25,7 +25,7 @@ from tests.helpers import run_seqwatch
 from tests.integration import events
 from tests.integration.harness import TopicReader, WorkerProcess, produce
 
-PORT = int(os.environ.get("SEQWATCH_TEST_SECURE_PORT", "39092"))
+PORT = int(os.environ.get("SEQWATCH_TEST_SECURE_PORT", "29700"))
 
 
 @dataclass
@@ -241,7 +241,7 @@ def test_password_never_reaches_the_broker_log(secure: Secure) -> None:
 def test_a_run_dir_switches_between_plain_and_secure(tmp_path: Path, unique: str) -> None:
     """A data dir formatted by a plain `up` gets its SCRAM user when it goes secure, and back.
 
-    On its own broker (port+4: 39096-39098 by default), deleted again at the end.
+    On its own broker (port+4: 29704-29706 by default), deleted again at the end.
     """
     port = str(PORT + 4)
     broker = LocalKafka(port=PORT + 4)
