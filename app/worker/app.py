@@ -22,7 +22,7 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.engine import Engine, Event, Reject, Source, load_rule
-from app.worker import transactions
+from app.worker import offsets, transactions
 from app.worker.deadletter import TOMBSTONE, deadletter_headers
 from app.worker.ingest import Ingest, IngestRunner
 from app.worker.metrics import WorkerStats, build_registry
@@ -37,6 +37,7 @@ def build_app(settings: WorkerSettings) -> faust.App:
     rule = load_rule(settings.rule_path)
     if settings.processing_guarantee == "exactly_once":
         transactions.install()
+    offsets.install()
     engine = Engine(
         rule,
         ttl_ms=settings.ttl_ms,
@@ -116,19 +117,18 @@ def build_app(settings: WorkerSettings) -> faust.App:
                 candidate = Event.from_bytes(message.value)
                 scope = str(message.partition)
                 stats.sequenced += 1
-                for alert in engine.process(candidate, state, scope=scope):
+                # All state changes happen here, synchronously; Faust queues them as
+                # changelog writes, which go out before the event is acknowledged so its
+                # offset never commits in a transaction without them.
+                alerts = list(engine.process(candidate, state, scope=scope))
+                await transactions.send_changelog_now(app.producer.buffer)
+                for alert in alerts:
                     await alerts_topic.send(
                         key=candidate.key.encode(), value=engine.alert_bytes(alert)
                     )
                     stats.alerts_sent += 1
                     latency.observe(max(0.0, time.time() - message.timestamp))
                     log.warning("ALERT %s", _describe(alert))
-                # Faust queues table changelog writes in a buffer that a background task
-                # sends later; hand them to the producer before this event is acknowledged,
-                # or its offset could commit in a transaction without its state change.
-                buffer = app.producer.buffer
-                while buffer.size:  # flush() gives up after 100 ms of no progress
-                    await buffer.flush()
             stats.watermark_ms[scope] = max(
                 stats.watermark_ms.get(scope, 0), candidate.timestamp_ms
             )

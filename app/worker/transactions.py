@@ -21,6 +21,15 @@ event is processed again against a state that already marks it done, and the ale
 lost (seen in the kill -9 test). The agent holds `EVENT_LOCK` while it handles an event;
 the commit waits for it.
 
+A fourth piece sends an event's state changes from the agent itself. Faust queues
+changelog writes in the producer buffer, which a background task drains; waiting for the
+buffer to look empty is not enough, because that task may have taken a write and still
+be sending it (behind a metadata wait or the transaction lock) when the event is acked
+and a commit runs. The write then lands in the *next* transaction, the event's offset in
+this one, and a kill -9 in between loses it: a pending start vanishes and its alert with
+it (the kill -9 test caught this). `send_changelog_now` waits out the background task,
+takes the queued writes in order and sends them before the event is acknowledged.
+
 A second patch makes the transaction commit idempotent: on shutdown Faust commits
 "and ends" the transactions more than once, and aiokafka then raises
 `IllegalOperation('Not in the middle of a transaction')`, which left the worker
@@ -39,6 +48,28 @@ EVENT_LOCK = asyncio.Lock()
 """Held by the detect agent from reading an event until its effects are all sent."""
 
 
+_background_sends: dict[int, int] = {}
+_background_idle = asyncio.Event()
+_send_pending: Any = None
+
+
+async def send_changelog_now(buffer: Any) -> int:
+    """Send the queued table changelog writes from the calling task, in order.
+
+    Called by the agent with the event current, so each write joins that event's
+    transaction (see `send` above) and is in the producer before the event is acked.
+    """
+    while _background_sends.get(id(buffer), 0):
+        _background_idle.clear()
+        await _background_idle.wait()
+    pending = buffer.pending
+    writes = [pending.get_nowait() for _ in range(pending.qsize())]
+    send_pending = _send_pending or type(buffer)._send_pending
+    for fut in writes:
+        await send_pending(buffer, fut)
+    return len(writes)
+
+
 def install() -> None:
     global _installed
     if _installed:
@@ -46,6 +77,7 @@ def install() -> None:
     from faust.streams import current_event
     from faust.transport.consumer import TransactionManager
     from faust.transport.drivers.aiokafka import Producer
+    from faust.transport.producer import ProducerBuffer
 
     original = TransactionManager.send
 
@@ -86,6 +118,20 @@ def install() -> None:
         async with EVENT_LOCK:
             return bool(await original_commit(self, offsets, start_new_transaction))
 
+    original_send_pending = ProducerBuffer._send_pending
+
+    async def counted_send_pending(self: Any, fut: Any) -> None:
+        """The buffer's own task: count the write it holds, so others can wait it out."""
+        _background_sends[id(self)] = _background_sends.get(id(self), 0) + 1
+        try:
+            await original_send_pending(self, fut)
+        finally:
+            _background_sends[id(self)] -= 1
+            _background_idle.set()
+
+    global _send_pending
+    _send_pending = original_send_pending
+    ProducerBuffer._send_pending = counted_send_pending  # type: ignore[method-assign]
     TransactionManager.send = send  # type: ignore[method-assign]
     TransactionManager.commit = commit  # type: ignore[method-assign]
     Producer.commit_transactions = commit_transactions  # type: ignore[method-assign]
