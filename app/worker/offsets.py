@@ -1,21 +1,22 @@
-"""Notice when Faust's consumer loses records before the agent sees them, and restart.
+"""Keep Faust's consumer from losing records around recovery, and restart if it still does.
 
-Faust (faust-streaming 0.15) can drop fetched records on the floor: `Consumer.getmany`
-yields a record only if its partition is still in the active set when the record's turn
-comes, and nothing seeks back when it is not (faust#216, #221 describe the same family).
-Its offset bookkeeping is safe about it: the commit of that partition stops just before
-the first lost record (`_new_offset` will not commit past a hole in the acked offsets
-that is not a known gap: a transaction marker or aborted records). But the agent keeps
-processing, so the partition's transaction never commits again: alerts and state writes
-pile up invisible to read_committed readers until the worker dies. The kill -9 test
-caught it: two connections missing, and every later alert of that partition held back.
+Faust (faust-streaming 0.15) resumes the stream partitions after a recovery *before* it
+seeks them to their committed offsets (`Recovery._resume_streams`). While the seek waits
+for the broker, its fetcher already hands out records that aiokafka prefetched for those
+partitions; the seek then rewinds, and the consumer's read-offset bookkeeping drops the
+records it thinks it has seen. The kill -9 test caught both outcomes: records skipped
+and the commit carried past them as if they were a gap (alerts lost for good), or the
+commit stuck forever behind the hole (every later alert of the partition held back in
+an open transaction). faust#216 and #221 describe the same family.
 
-The fix here is Kafka Streams' answer to a task it cannot trust: stop and restore. The
-first time `_new_offset` refuses to commit because of such a hole, the worker crashes on
-purpose; the supervisor restarts it, the local state is rebuilt from the changelog, and
-the partition is read again from its committed offset. Reading events again is safe: the
-state already holds the effects of the events after the hole, and the engine recognises
-each of them as an exact duplicate (no second alert), while the lost records now reach it.
+Two measures:
+- `_resume_streams` is replaced by one that seeks first, then resumes the flow, then
+  the partitions: nothing can be fetched for a stream partition before it is positioned.
+- As a safety net, the first time `_new_offset` refuses to commit because of a hole in
+  the acked offsets that is not a known gap (a transaction marker, aborted records),
+  the worker crashes on purpose; the supervisor restarts it, the state is rebuilt from
+  the changelog and the partition is read again from its committed offset. Events after
+  the hole are then seen twice, which the engine handles as exact duplicates.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def install() -> None:
     global _installed
     if _installed:
         return
+    from faust.tables.recovery import Recovery
     from faust.transport.consumer import Consumer
 
     original = Consumer._new_offset
@@ -49,7 +51,36 @@ def install() -> None:
         return offset
 
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]
+    Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
     _installed = True
+
+
+async def _resume_streams(self: Any, generation_id: int = 0) -> None:
+    """Faust's `Recovery._resume_streams`, with the seek before anything is fetched."""
+    app = self.app
+    consumer = app.consumer
+    await app.on_rebalance_complete.send()
+    assignment = consumer.assignment()
+    if app.consumer_generation_id != generation_id:
+        self.log.warning("Recovery rebalancing again")
+        return
+    streams = {tp for tp in assignment if not self._is_changelog_tp(tp)}
+    if assignment:
+        self.log.info("Seek stream partitions to committed offsets.")
+        await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+    else:
+        self.log.info("Resuming streams with empty assignment")
+    self.completed.set()
+    self.log.info("Resuming flow...")
+    app.flow_control.resume()
+    consumer.resume_flow()
+    if streams:
+        consumer.resume_partitions(streams)
+    await app._fetcher.maybe_start()
+    self.tables.on_actives_ready()
+    self.tables.on_standbys_ready()
+    app.on_rebalance_end()
+    self.log.info("Worker ready")
 
 
 def skipped(acked: list[int] | None, committed: int | None) -> tuple[int, int] | None:
