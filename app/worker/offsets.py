@@ -1,7 +1,7 @@
 """Keep Faust's consumer from losing records around recovery, and restart if it still does.
 
 Faust (faust-streaming 0.15) resumes the stream partitions after a recovery *before* it
-seeks them to their committed offsets (`Recovery._resume_streams`). While the seek waits
+seeks them to their committed offsets (`Recovery.on_recovery_completed`). While the seek waits
 for the broker, its fetcher already hands out records that aiokafka prefetched for those
 partitions; the seek then rewinds, and the consumer's read-offset bookkeeping drops the
 records it thinks it has seen. The kill -9 test caught both outcomes: records skipped
@@ -10,8 +10,9 @@ commit stuck forever behind the hole (every later alert of the partition held ba
 an open transaction). faust#216 and #221 describe the same family.
 
 Two measures:
-- `_resume_streams` is replaced by one that seeks first, then resumes the flow, then
-  the partitions: nothing can be fetched for a stream partition before it is positioned.
+- `on_recovery_completed` and `_resume_streams` (the two ways out of a recovery) are
+  replaced by versions that seek first, then resume the flow, then the partitions:
+  nothing is handed out for a stream partition before it is positioned.
 - As a safety net, the first time `_new_offset` refuses to commit because of a hole in
   the acked offsets that is not a known gap (a transaction marker, aborted records),
   the worker crashes on purpose; the supervisor restarts it, the state is rebuilt from
@@ -52,7 +53,45 @@ def install() -> None:
 
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]
     Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
+    Recovery.on_recovery_completed = on_recovery_completed  # type: ignore[method-assign]
     _installed = True
+
+
+async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
+    """Faust's `Recovery.on_recovery_completed`, with the seek before anything is fetched."""
+    app = self.app
+    consumer = app.consumer
+    self.log.info("Restore complete!")
+    await app.on_rebalance_complete.send()
+    self._set_recovery_ended()
+    callbacks = [
+        asyncio.ensure_future(
+            table.on_recovery_completed(
+                self.actives_for_table[table], self.standbys_for_table[table]
+            )
+        )
+        for table in self.tables.values()
+    ]
+    if callbacks:
+        await asyncio.wait(callbacks)
+    assignment = consumer.assignment()
+    if app.consumer_generation_id != generation_id:
+        self.log.warning("Recovery rebalancing again")
+        return
+    streams = {tp for tp in assignment if not self._is_changelog_tp(tp)}
+    if assignment:
+        self.log.info("Seek stream partitions to committed offsets.")
+        await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+    self.completed.set()
+    app.flow_control.resume()
+    consumer.resume_flow()
+    consumer.resume_partitions(streams)
+    await app._fetcher.maybe_start()
+    self.tables.on_actives_ready()
+    if not app.assignor.assigned_standbys():
+        self.tables.on_standbys_ready()
+    app.on_rebalance_end()
+    self.log.info("Worker ready")
 
 
 async def _resume_streams(self: Any, generation_id: int = 0) -> None:
