@@ -9,10 +9,18 @@ and the commit carried past them as if they were a gap (alerts lost for good), o
 commit stuck forever behind the hole (every later alert of the partition held back in
 an open transaction). faust#216 and #221 describe the same family.
 
-Two measures:
+A second fault loses state on a rebalance: with exactly-once, Faust takes the end of each
+changelog partition to restore from `last_stable_offset`, a value aiokafka only learns
+from a fetch response. For a partition just assigned it is still unknown (-1), so the new
+owner restores *nothing* and runs on empty state: the scale-out test lost every start
+that was pending when its partition moved. `_highwaters` now asks the broker
+(ListOffsets with read_committed isolation answers the last stable offset).
+
+Three measures:
 - `on_recovery_completed` and `_resume_streams` (the two ways out of a recovery) are
   replaced by versions that seek first, then resume the flow, then the partitions:
   nothing is handed out for a stream partition before it is positioned.
+- `_highwaters` asks the broker for the last stable offsets.
 - As a safety net, the first time `_new_offset` refuses to commit because of a hole in
   the acked offsets that is not a known gap (a transaction marker, aborted records),
   the worker crashes on purpose; the supervisor restarts it, the state is rebuilt from
@@ -40,6 +48,7 @@ def install() -> None:
         return
     from faust.tables.recovery import Recovery
     from faust.transport.consumer import Consumer
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
     original = Consumer._new_offset
 
@@ -54,7 +63,13 @@ def install() -> None:
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]
     Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
     Recovery.on_recovery_completed = on_recovery_completed  # type: ignore[method-assign]
+    AIOKafkaConsumerThread._highwaters = _highwaters  # type: ignore[method-assign]
     _installed = True
+
+
+async def _highwaters(self: Any, partitions: list[Any]) -> Any:
+    """End offsets from the broker: the last stable offset under read_committed."""
+    return await self._ensure_consumer().end_offsets(partitions)
 
 
 async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
