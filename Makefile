@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SEQWATCH := $(BIN)/seqwatch
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test test-unit bench lint format clean kafka-up kafka-down
+.PHONY: install demo test test-unit bench measure-recovery lint format clean kafka-up kafka-down
 
 install: $(STAMP)
 
@@ -30,6 +30,12 @@ test-unit: install
 
 bench: install
 	$(SEQWATCH) bench
+
+## Recovery time after kill -9 with PENDING starts held (against the local broker on 9092).
+PENDING ?= 10000
+measure-recovery: install
+	$(SEQWATCH) kafka up
+	$(BIN)/python -m tests.integration.recovery_time --pending $(PENDING)
 
 lint: install
 	$(BIN)/ruff check app tests topics

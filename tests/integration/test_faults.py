@@ -105,13 +105,6 @@ def _exactly_once(reader: TopicReader, expected: list[str], alive: object = None
     )
 
 
-@pytest.mark.xfail(
-    reason=(
-        "open bug (issue 5): passes in most runs, but a kill -9 can still lose a few "
-        "alerts whose state change committed in a different transaction than the alert"
-    ),
-    strict=False,
-)
 def test_kill_9_at_several_moments_loses_and_duplicates_nothing(cluster: Cluster) -> None:
     expected: list[str] = []
     reader = TopicReader(cluster.kafka, cluster.alerts)
@@ -156,13 +149,6 @@ def test_kill_9_at_several_moments_loses_and_duplicates_nothing(cluster: Cluster
         worker.stop()
 
 
-@pytest.mark.xfail(
-    reason=(
-        "open bug (issue 5): pending starts are lost when a third worker joins and another "
-        "leaves while they wait; the changelog holds them, the new owner's state does not"
-    ),
-    strict=False,
-)
 def test_scale_out_and_in_moves_state_and_alerts_once(cluster: Cluster) -> None:
     expected: list[str] = []
     reader = TopicReader(cluster.kafka, cluster.alerts)
