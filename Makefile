@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SEQWATCH := $(BIN)/seqwatch
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test test-unit bench measure-recovery lint format clean kafka-up kafka-down
+.PHONY: install demo test test-unit bench measure-recovery soak lint format clean kafka-up kafka-down
 
 install: $(STAMP)
 
@@ -36,6 +36,12 @@ PENDING ?= 10000
 measure-recovery: install
 	$(SEQWATCH) kafka up
 	$(BIN)/python -m tests.integration.recovery_time --pending $(PENDING)
+
+## State, RocksDB and memory over EVENTS records with a short TTL (local broker on 9092).
+EVENTS ?= 2000000
+soak: install
+	$(SEQWATCH) kafka up
+	$(BIN)/python -m tests.integration.soak --events $(EVENTS) --ttl 60s
 
 lint: install
 	$(BIN)/ruff check app tests topics

@@ -24,19 +24,25 @@ inputs, and one input far ahead in event time (a topic replayed first, a file re
 another) must not expire the state another input still needs. An input that lags the most
 advanced one by more than `source_skew_ms` (idle, or stuck) stops holding the watermark back,
 so state stays bounded; `end_source()` drops an input that has ended (a file read to its end).
-- `x|<scope>|<bucket>`: {join key: 1} for keys holding entries with times in that bucket
+- `x|<scope>|<bucket>|<shard>`: {join key: 1} for keys holding entries with times in that
+  bucket, split into INDEX_SHARDS by a stable hash of the key: adding a key rewrites one
+  small shard, not a list of every key of the bucket (a flood of starts made that
+  quadratic: each start rewrote an index of thousands of keys to state and changelog).
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from app.engine.event import Event
 from app.engine.state import StateStore
+
+INDEX_SHARDS = 256
 
 log = logging.getLogger("seqwatch.engine")
 
@@ -228,7 +234,7 @@ class Matcher:
     # retention ---------------------------------------------------------------------------
     def _index(self, state: StateStore, scope: str, meta: dict[str, Any], key: str, t: int) -> None:
         bucket = t // self.bucket_ms
-        index_key = f"x|{scope}|{bucket}"
+        index_key = f"x|{scope}|{bucket}|{zlib.crc32(key.encode()) % INDEX_SHARDS}"
         members = state.get(index_key) or {}
         if key not in members:
             members[key] = 1
@@ -238,26 +244,32 @@ class Matcher:
         if position == len(buckets) or buckets[position] != bucket:
             buckets.insert(position, bucket)
 
+    def _expire_key(self, state: StateStore, key_key: str, cutoff: int) -> None:
+        ks = state.get(key_key)
+        if ks is None:
+            return
+        starts = [s for s in ks["s"] if s["t"] >= cutoff]
+        nets = [n for n in ks["n"] if n["t"] >= cutoff]
+        seen = {d: t for d, t in ks["seen"].items() if t >= cutoff}
+        self.stats.expired += len(ks["s"]) - len(starts) + len(ks["n"]) - len(nets)
+        if starts or nets or seen:
+            state.set(key_key, {"s": starts, "n": nets, "seen": seen})
+        else:
+            state.delete(key_key)
+
     def _expire(self, state: StateStore, scope: str, meta: dict[str, Any], cutoff: int) -> None:
         """Delete entries older than `cutoff` (watermark - TTL - lateness), bucket by bucket."""
         buckets: list[int] = meta["x"]
         while buckets and (buckets[0] + 1) * self.bucket_ms <= cutoff:
             bucket = buckets.pop(0)
-            index_key = f"x|{scope}|{bucket}"
-            for key in state.get(index_key) or {}:
-                key_key = f"k|{scope}|{key}"
-                ks = state.get(key_key)
-                if ks is None:
+            for shard in range(INDEX_SHARDS):
+                index_key = f"x|{scope}|{bucket}|{shard}"
+                members = state.get(index_key)
+                if members is None:
                     continue
-                starts = [s for s in ks["s"] if s["t"] >= cutoff]
-                nets = [n for n in ks["n"] if n["t"] >= cutoff]
-                seen = {d: t for d, t in ks["seen"].items() if t >= cutoff}
-                self.stats.expired += len(ks["s"]) - len(starts) + len(ks["n"]) - len(nets)
-                if starts or nets or seen:
-                    state.set(key_key, {"s": starts, "n": nets, "seen": seen})
-                else:
-                    state.delete(key_key)
-            state.delete(index_key)
+                for key in members:
+                    self._expire_key(state, f"k|{scope}|{key}", cutoff)
+                state.delete(index_key)
         if self.cap_window > 0 and meta["c"]:
             horizon = cutoff // self.cap_window - 1
             for bucket in [b for b in meta["c"] if int(b) < horizon]:
