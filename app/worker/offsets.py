@@ -36,6 +36,7 @@ from typing import Any
 
 log = logging.getLogger("seqwatch.worker")
 _installed = False
+FETCH_MAX_WAIT_MS = 100
 
 
 class RecordsSkipped(RuntimeError):
@@ -64,6 +65,17 @@ def install() -> None:
     Recovery._resume_streams = _resume_streams  # type: ignore[method-assign]
     Recovery.on_recovery_completed = on_recovery_completed  # type: ignore[method-assign]
     AIOKafkaConsumerThread._highwaters = _highwaters  # type: ignore[method-assign]
+    create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
+
+    def _create_worker_consumer(self: Any, *args: Any, **kwargs: Any) -> Any:
+        consumer = create_worker_consumer(self, *args, **kwargs)
+        # Faust hard-codes fetch_max_wait_ms=1500. Under read_committed a fetch that
+        # finds nothing stable yet waits that long before the broker answers, which put
+        # p99 detection latency past a second; the fetcher reads it at start().
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+    AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
     _installed = True
 
 
