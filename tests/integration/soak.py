@@ -91,6 +91,7 @@ def sample(worker: WorkerProcess, produced: int, began: float) -> dict[str, Any]
         "t_s": round(time.monotonic() - began, 1),
         "produced": produced,
         "read": int(metric(worker, "seqwatch_events_in_total")),
+        "sequenced": int(metric(worker, "seqwatch_sequenced_total")),
         "state_entries": int(metric(worker, "seqwatch_state_entries")),
         "expired": int(metric(worker, "seqwatch_expired_total")),
         "rss_mib": round(rss_mib(pid), 1),
@@ -154,7 +155,13 @@ def main() -> None:
                     samples.append(sample(worker, n, began))
                     print(samples[-1], flush=True)
         producer.flush(60)
-        while metric(worker, "seqwatch_events_in_total") < args.events:
+
+        def caught_up() -> bool:
+            read = metric(worker, "seqwatch_events_in_total")
+            forwarded = metric(worker, "seqwatch_forwarded_total")
+            return read >= args.events and metric(worker, "seqwatch_sequenced_total") >= forwarded
+
+        while not caught_up():  # the state stage works through the forwarded starts
             worker.check_alive()
             time.sleep(args.every)
             samples.append(sample(worker, args.events, began))

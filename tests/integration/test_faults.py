@@ -33,7 +33,7 @@ class Cluster:
         self.alerts = f"alerts-{unique}"
         self.group = f"group-{unique}"
 
-    def worker(self, name: str) -> WorkerProcess:
+    def worker(self, name: str, *extra: str) -> WorkerProcess:
         return WorkerProcess(
             self.kafka,
             self.tmp / name / "state",
@@ -50,6 +50,7 @@ class Cluster:
             "4",
             "--session-timeout",
             "6s",
+            *extra,
         )
 
     def pairs(self, tag: str, first: int, count: int) -> list[str]:
@@ -149,10 +150,12 @@ def test_kill_9_at_several_moments_loses_and_duplicates_nothing(cluster: Cluster
         worker.stop()
 
 
-def test_scale_out_and_in_moves_state_and_alerts_once(cluster: Cluster) -> None:
+@pytest.mark.parametrize("standbys", [0, 1], ids=["changelog-only", "standby-replica"])
+def test_scale_out_and_in_moves_state_and_alerts_once(cluster: Cluster, standbys: int) -> None:
     expected: list[str] = []
     reader = TopicReader(cluster.kafka, cluster.alerts)
-    a, b = cluster.worker("a").start(), cluster.worker("b").start()
+    option = ("--standby-replicas", str(standbys))
+    a, b = cluster.worker("a", *option).start(), cluster.worker("b", *option).start()
     c: WorkerProcess | None = None
     try:
         a.wait_ready()
@@ -169,7 +172,7 @@ def test_scale_out_and_in_moves_state_and_alerts_once(cluster: Cluster) -> None:
             [events.start(e, 60_000 + i) for i, e in enumerate(pending)],
             keys=keys,
         )
-        c = cluster.worker("c").start()
+        c = cluster.worker("c", *option).start()
         c.wait_ready()
         expected += cluster.pairs("so3", 1000, 40)
         a.stop(signal.SIGTERM)  # scale in: a's partitions and state move to b and c
