@@ -87,7 +87,6 @@ async def _highwaters(self: Any, partitions: list[Any]) -> Any:
 async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
     """Faust's `Recovery.on_recovery_completed`, with the seek before anything is fetched."""
     app = self.app
-    consumer = app.consumer
     self.log.info("Restore complete!")
     await app.on_rebalance_complete.send()
     self._set_recovery_ended()
@@ -101,19 +100,8 @@ async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
     ]
     if callbacks:
         await asyncio.wait(callbacks)
-    assignment = consumer.assignment()
-    if app.consumer_generation_id != generation_id:
-        self.log.warning("Recovery rebalancing again")
+    if not await _seek_then_resume(self, generation_id):
         return
-    streams = {tp for tp in assignment if not self._is_changelog_tp(tp)}
-    if assignment:
-        self.log.info("Seek stream partitions to committed offsets.")
-        await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
-    self.completed.set()
-    app.flow_control.resume()
-    consumer.resume_flow()
-    consumer.resume_partitions(streams)
-    await app._fetcher.maybe_start()
     self.tables.on_actives_ready()
     if not app.assignor.assigned_standbys():
         self.tables.on_standbys_ready()
@@ -121,28 +109,36 @@ async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:
     self.log.info("Worker ready")
 
 
-async def _resume_streams(self: Any, generation_id: int = 0) -> None:
-    """Faust's `Recovery._resume_streams`, with the seek before anything is fetched."""
+async def _seek_then_resume(self: Any, generation_id: int) -> bool:
+    """Seek the stream partitions, then resume the flow, then the partitions.
+
+    False (and nothing resumed) when another rebalance has begun meanwhile.
+    """
     app = self.app
     consumer = app.consumer
-    await app.on_rebalance_complete.send()
     assignment = consumer.assignment()
     if app.consumer_generation_id != generation_id:
         self.log.warning("Recovery rebalancing again")
-        return
+        return False
     streams = {tp for tp in assignment if not self._is_changelog_tp(tp)}
     if assignment:
         self.log.info("Seek stream partitions to committed offsets.")
         await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
-    else:
-        self.log.info("Resuming streams with empty assignment")
     self.completed.set()
-    self.log.info("Resuming flow...")
     app.flow_control.resume()
     consumer.resume_flow()
     if streams:
         consumer.resume_partitions(streams)
     await app._fetcher.maybe_start()
+    return True
+
+
+async def _resume_streams(self: Any, generation_id: int = 0) -> None:
+    """Faust's `Recovery._resume_streams`, with the seek before anything is fetched."""
+    app = self.app
+    await app.on_rebalance_complete.send()
+    if not await _seek_then_resume(self, generation_id):
+        return
     self.tables.on_actives_ready()
     self.tables.on_standbys_ready()
     app.on_rebalance_end()
