@@ -16,7 +16,7 @@ owner restores *nothing* and runs on empty state: the scale-out test lost every 
 that was pending when its partition moved. `_highwaters` now asks the broker
 (ListOffsets with read_committed isolation answers the last stable offset).
 
-Three measures:
+Four measures:
 - `on_recovery_completed` and `_resume_streams` (the two ways out of a recovery) are
   replaced by versions that seek first, then resume the flow, then the partitions:
   nothing is handed out for a stream partition before it is positioned.
@@ -26,6 +26,8 @@ Three measures:
   the worker crashes on purpose; the supervisor restarts it, the state is rebuilt from
   the changelog and the partition is read again from its committed offset. Events after
   the hole are then seen twice, which the engine handles as exact duplicates.
+- The worker consumer's fetch wait is 100 ms instead of Faust's hard-coded 1,500 ms: a
+  read_committed fetch that finds nothing stable yet waits it out in full (latency).
 """
 
 from __future__ import annotations

@@ -85,6 +85,21 @@ class WorkerProcess:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=5) as r:
             return r.read().decode()
 
+    def metric(self, name: str, default: float | None = None) -> float:
+        """One metric's value, summed over its labels; absent is an error without a default.
+
+        A labelled counter (events in, by topic) has no sample before its first event.
+        """
+        values = [
+            float(line.rsplit(" ", 1)[1])
+            for line in self.metrics().splitlines()
+            if line.startswith((name + " ", name + "{"))
+        ]
+        if not values and default is not None:
+            return default
+        assert values, f"no metric {name}"
+        return sum(values)
+
     def wait_ready(self, timeout: float = 90.0) -> dict[str, Any]:
         """Until the worker holds partitions and its tables are recovered."""
         deadline = time.monotonic() + timeout

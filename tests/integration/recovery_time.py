@@ -95,13 +95,12 @@ def main() -> None:
     first.wait_ready()
     produce(kafka, process_topic, [events.start(e, i * 10) for i, e in enumerate(ids)], keys=keys)
 
-    def sequenced() -> bool:
-        for line in first.metrics().splitlines():
-            if line.startswith("seqwatch_sequenced_total"):
-                return float(line.split()[1]) >= args.pending
-        return False
-
-    loaded = wait("the starts to be processed", sequenced, 600, first)
+    loaded = wait(
+        "the starts to be processed",
+        lambda: first.metric("seqwatch_sequenced_total") >= args.pending,
+        600,
+        first,
+    )
     wait(
         "their offsets to commit",
         lambda: committed_to_end(kafka, group, f"{group}-events-by-entity", args.partitions),

@@ -77,23 +77,16 @@ def dir_mib(path: Path) -> float:
     return total / 1024 / 1024
 
 
-def metric(worker: WorkerProcess, name: str) -> float:
-    for line in worker.metrics().splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 def sample(worker: WorkerProcess, produced: int, began: float) -> dict[str, Any]:
     assert worker.proc is not None
     pid = child_pid(worker.proc.pid)
     return {
         "t_s": round(time.monotonic() - began, 1),
         "produced": produced,
-        "read": int(metric(worker, "seqwatch_events_in_total")),
-        "sequenced": int(metric(worker, "seqwatch_sequenced_total")),
-        "state_entries": int(metric(worker, "seqwatch_state_entries")),
-        "expired": int(metric(worker, "seqwatch_expired_total")),
+        "read": int(worker.metric("seqwatch_events_in_total", 0.0)),
+        "sequenced": int(worker.metric("seqwatch_sequenced_total")),
+        "state_entries": int(worker.metric("seqwatch_state_entries")),
+        "expired": int(worker.metric("seqwatch_expired_total")),
         "rss_mib": round(rss_mib(pid), 1),
         "rocksdb_mib": round(dir_mib(worker.data_dir), 2),
     }
@@ -157,9 +150,9 @@ def main() -> None:
         producer.flush(60)
 
         def caught_up() -> bool:
-            read = metric(worker, "seqwatch_events_in_total")
-            forwarded = metric(worker, "seqwatch_forwarded_total")
-            return read >= args.events and metric(worker, "seqwatch_sequenced_total") >= forwarded
+            read = worker.metric("seqwatch_events_in_total", 0.0)
+            forwarded = worker.metric("seqwatch_forwarded_total")
+            return read >= args.events and worker.metric("seqwatch_sequenced_total") >= forwarded
 
         while not caught_up():  # the state stage works through the forwarded starts
             worker.check_alive()
