@@ -137,11 +137,13 @@ class Matcher:
             return alerts
         entry = event.to_state()
         keep = t >= cutoff  # older entries would be expired at once: match, do not store
+        paired: Entry | None = None  # the start this event completes a sequence with
         if 1 in event.stages:
             start = self._latest_start(ks["s"], t)
             if start is not None and t - start["t"] <= self.span:
                 ks["s"] = [s for s in ks["s"] if _order(s) > _order(start)]
                 self._emit(start, entry, meta, scope, alerts)
+                paired = start
             elif keep:
                 ks["n"].append(entry)
         if 0 in event.stages:
@@ -150,6 +152,7 @@ class Matcher:
                 ks["n"] = [n for n in ks["n"] if n is not net]
                 ks["s"] = [s for s in ks["s"] if _order(s) > _order(entry)]
                 self._emit(entry, net, meta, scope, alerts)
+                paired = entry
             elif keep:
                 ks["s"].append(entry)
         # A start's duplicate could pair with any stage-2 event up to `span` after it, so its
@@ -160,6 +163,16 @@ class Matcher:
             self._index(state, scope, meta, event.key, marker)
         if keep and marker != t:
             self._index(state, scope, meta, event.key, t)
+        if paired is not None:
+            # The watermark moves back when an input shows up late (by up to
+            # `source_skew`), and so does the cutoff: a network event that old may be
+            # stored again after this start's ordinary marker is gone, and a duplicate of
+            # the start would then pair with it. A start that has paired is remembered
+            # for that much longer (few do: one per alert).
+            until = paired["t"] + self.span + self.source_skew
+            if ks["seen"].get(paired["d"], until - 1) < until:
+                ks["seen"][paired["d"]] = until
+                self._index(state, scope, meta, event.key, until)
         if ks["s"] or ks["n"] or ks["seen"]:
             state.set(key_key, ks)
         else:

@@ -108,6 +108,33 @@ def test_duplicates_never_add_alerts(
     assert eng.stats.duplicates >= 0
 
 
+@SETTINGS
+@given(scenarios(), st.integers(0, 2**32), st.data())
+def test_no_alert_twice_when_an_input_shows_up_late(
+    docs: list[tuple[int, dict[str, Any]]], seed: int, data: st.DataObject
+) -> None:
+    """However late an input shows up, a start alerts once.
+
+    Records arrive within the lateness on partition 0; the first ones are delivered again
+    (a shipper's retried batch) on partition 1, first read at any later point (the
+    partition the ingest reached last). The new input moves the watermark back; disorder
+    this large may cost alerts (state expires), never add a second one for a start.
+    """
+    order = [orjson.dumps(d) for d in _shuffle_within_lateness(docs, seed)]
+    last = data.draw(st.integers(0, len(order) - 1))
+    at = data.draw(st.integers(last + 1, len(order)))
+    arrivals = [(0, raw) for raw in order]
+    arrivals[at:at] = [(1, raw) for raw in order[: last + 1]]
+    eng = _engine()
+    state = MemoryState()
+    ids: list[str] = []
+    for offset, (partition, raw) in enumerate(arrivals):
+        event = eng.decode(raw, Source("topic", partition, offset))
+        if isinstance(event, Event):
+            ids.extend(a["alert"]["id"] for a in eng.process(event, state))
+    assert len(ids) == len(set(ids))
+
+
 # -- prefilter ------------------------------------------------------------------------------
 
 RULES = [RULE, load_rule(RULE_CURRENT), load_rule(RULE_INSTALLUTIL)]

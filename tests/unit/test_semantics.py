@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from engine_helpers import MSBUILD, T0, alerts_for, engine, feed, iso, net, start
 
-from app.engine import MemoryState
+from app.engine import Event, MemoryState, Source
 
 G = "{11111111-0000-0000-0000-000000000001}"
 
@@ -212,6 +213,32 @@ def test_duplicate_start_after_the_alert_does_not_rearm() -> None:
     eng = engine()
     s, n1, n2 = start(), net(), net(t=T0 + 5_000, destination={"ip": "10.3.3.3"})
     assert len(feed(eng, [s, n1, s, n2])) == 1
+
+
+def test_duplicate_start_from_an_input_read_late_does_not_alert_again() -> None:
+    """The bundled sample's S1 through a worker whose ingest forwarded partition 0 first.
+
+    Partition 0 holds the start and a connection, and runs 19.5 minutes of event time
+    ahead (expiring the start's duplicate marker); partitions 2 and 3, read only then,
+    move the watermark back and bring the second connection and the start again.
+    """
+    eng = engine()
+    state = MemoryState()
+    s = orjson.dumps(start(t=T0))
+    arrivals = [
+        (0, s),
+        (0, orjson.dumps(net(t=T0 + 63_000))),
+        (0, orjson.dumps(start(guid="{other}", t=T0 + 1_170_000))),
+        (2, orjson.dumps(net(t=T0 + 2_500, destination={"ip": "10.9.9.9"}))),
+        (3, s),
+    ]
+    alerts = []
+    for offset, (partition, raw) in enumerate(arrivals):
+        event = eng.decode(raw, Source("winlogbeat", partition, offset))
+        assert isinstance(event, Event)
+        alerts.extend(eng.process(event, state))
+    assert len(alerts) == 1
+    assert eng.stats.duplicates == 1
 
 
 def test_alert_cap_per_bucket_holds_and_counts() -> None:
