@@ -19,7 +19,7 @@ timer, and a transaction holding half of an event's effects (its state change bu
 yet its alert) would commit while the event's own offset does not. After a crash the
 event is processed again against a state that already marks it done, and the alert is
 lost (seen in the kill -9 test). The agent holds `EVENT_LOCK` while it handles an event;
-the commit waits for it.
+the commit (from reading the acked offsets to the end of the transaction) waits for it.
 
 A fourth piece sends an event's state changes from the agent itself. Faust queues
 changelog writes in the producer buffer, which a background task drains; waiting for the
@@ -29,6 +29,17 @@ and a commit runs. The write then lands in the *next* transaction, the event's o
 this one, and a kill -9 in between loses it: a pending start vanishes and its alert with
 it (the kill -9 test caught this). `send_changelog_now` waits out the background task,
 takes the queued writes in order and sends them before the event is acknowledged.
+
+A fifth measure commits when partitions are revoked, as Kafka Streams does. Faust drops
+the acked offsets of revoked partitions and leaves their transactions open across the
+rebalance. A worker that gets a partition back (an eager rebalance revokes them all)
+restores its table from the changelog, which puts back the *committed* values of the
+keys those events changed, seeks to the committed offset and handles the events again,
+in the still-open transaction that then commits both runs: the scale-out test saw
+alerts twice from one worker. Committed at revocation, offsets, state and alerts agree,
+and a partition that moves goes with a closed transaction. `begin_transaction` then
+skips a producer already in one (Faust's `maybe_begin_transaction` means that, and
+logged an error).
 
 A second patch makes the transaction commit idempotent: on shutdown Faust commits
 "and ends" the transactions more than once, and aiokafka then raises
@@ -75,7 +86,7 @@ def install() -> None:
     if _installed:
         return
     from faust.streams import current_event
-    from faust.transport.consumer import TransactionManager
+    from faust.transport.consumer import Consumer, TransactionManager
     from faust.transport.drivers.aiokafka import Producer
     from faust.transport.producer import ProducerBuffer
 
@@ -112,11 +123,27 @@ def install() -> None:
             topic, key, value, destination, timestamp, headers, transactional_id=tid
         )
 
-    original_commit = TransactionManager.commit
+    original_force_commit = Consumer.force_commit
 
-    async def commit(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
+    async def force_commit(
+        self: Any, topics: Any = None, start_new_transaction: bool = True
+    ) -> bool:
+        # The offsets are read under the lock too: an event finished after they were read
+        # would otherwise have its effects in this transaction and its offset in the next.
         async with EVENT_LOCK:
-            return bool(await original_commit(self, offsets, start_new_transaction))
+            return bool(await original_force_commit(self, topics, start_new_transaction))
+
+    original_revoked = Consumer.on_partitions_revoked
+
+    async def on_partitions_revoked(self: Any, revoked: Any) -> None:
+        # Faust forgets the acked offsets of revoked partitions first thing (they "will be
+        # processed again") but leaves their transaction open: commit before it does.
+        try:
+            if not await self.commit():  # False also when it waited for a running commit
+                await self.commit()
+        except Exception as exc:  # the rebalance must go on; the events are read again
+            log.warning("commit before the rebalance failed: %s", exc)
+        await original_revoked(self, revoked)
 
     original_send_pending = ProducerBuffer._send_pending
 
@@ -129,11 +156,21 @@ def install() -> None:
             _background_sends[id(self)] -= 1
             _background_idle.set()
 
+    original_begin = Producer.begin_transaction
+
+    async def begin_transaction(self: Any, transactional_id: str) -> None:
+        producer = self._transaction_producers.get(transactional_id)
+        if producer is not None and producer._txn_manager.is_in_transaction():
+            return
+        await original_begin(self, transactional_id)
+
+    Producer.begin_transaction = begin_transaction  # type: ignore[method-assign]
     global _send_pending
     _send_pending = original_send_pending
     ProducerBuffer._send_pending = counted_send_pending  # type: ignore[method-assign]
     TransactionManager.send = send  # type: ignore[method-assign]
-    TransactionManager.commit = commit  # type: ignore[method-assign]
+    Consumer.force_commit = force_commit  # type: ignore[method-assign]
+    Consumer.on_partitions_revoked = on_partitions_revoked  # type: ignore[method-assign]
     Producer.commit_transactions = commit_transactions  # type: ignore[method-assign]
     _installed = True
 

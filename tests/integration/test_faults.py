@@ -150,15 +150,6 @@ def test_kill_9_at_several_moments_loses_and_duplicates_nothing(cluster: Cluster
         worker.stop()
 
 
-@pytest.mark.xfail(
-    reason=(
-        "open bug (issue 5): passes on a quiet machine (state moves, no start is lost), "
-        "but under CI load a partition move has duplicated alerts: the new owner can read "
-        "the committed offsets while the old owner's last transaction is still pending "
-        "(aiokafka does not ask for stable offsets, KIP-447)"
-    ),
-    strict=False,
-)
 def test_scale_out_and_in_moves_state_and_alerts_once(cluster: Cluster) -> None:
     expected: list[str] = []
     reader = TopicReader(cluster.kafka, cluster.alerts)
