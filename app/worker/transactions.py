@@ -81,6 +81,21 @@ async def send_changelog_now(buffer: Any) -> int:
     return len(writes)
 
 
+def set_current_event(event: Any) -> Any:
+    """Make `event` Faust's current event in this task (table partition, transaction)."""
+    import weakref
+
+    from faust.streams import _current_event
+
+    return _current_event.set(weakref.ref(event))
+
+
+def reset_current_event(token: Any) -> None:
+    from faust.streams import _current_event
+
+    _current_event.reset(token)
+
+
 def install() -> None:
     global _installed
     if _installed:
