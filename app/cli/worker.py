@@ -127,10 +127,13 @@ def _topics(value: str) -> tuple[str, ...]:
 @click.option(
     "--ingest",
     envvar="SEQWATCH_INGEST",
-    type=click.Choice(["confluent", "faust"]),
+    type=click.Choice(["confluent", "confluent-thread", "faust"]),
     default="confluent",
     show_default=True,
-    help="Who reads the shipper topics: a librdkafka stage (fast) or a Faust agent.",
+    help=(
+        "Who reads the shipper topics: a librdkafka stage in a process of its own (fast),"
+        " the same in a thread of the worker (one core), or a Faust agent (slow)."
+    ),
 )
 @click.option(
     "--commit-interval",

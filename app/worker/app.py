@@ -21,10 +21,11 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.engine import Engine, Event, Reject, Source, load_rule
+from app.engine import Engine, Event, Reject, Source
 from app.worker import offsets, transactions
 from app.worker.deadletter import TOMBSTONE, deadletter_headers
-from app.worker.ingest import Ingest, IngestRunner
+from app.worker.ingest import Ingest, IngestRunner, build_engine
+from app.worker.ingest_process import IngestProcess
 from app.worker.metrics import WorkerStats, build_registry
 from app.worker.settings import WorkerSettings
 from app.worker.state import BatchState, TableState
@@ -38,18 +39,10 @@ DETECT_WITHIN = 0.02
 
 def build_app(settings: WorkerSettings) -> faust.App:
     """A configured Faust app; nothing connects until a faust.Worker runs it."""
-    rule = load_rule(settings.rule_path)
+    engine = build_engine(settings)
     if settings.processing_guarantee == "exactly_once":
         transactions.install()
     offsets.install()
-    engine = Engine(
-        rule,
-        ttl_ms=settings.ttl_ms,
-        lateness_ms=settings.lateness_ms,
-        # Kept per state partition (no coordination between workers), see README.
-        alert_cap=settings.alert_cap,
-        max_event_bytes=settings.max_record_bytes,
-    )
     app = faust.App(
         settings.group_id,
         broker=settings.kafka.faust_broker(),
@@ -103,15 +96,19 @@ def build_app(settings: WorkerSettings) -> faust.App:
     registry, latency = build_registry(stats, engine, lambda: _table_size(table))
 
     runner: IngestRunner | None = None
-    if settings.ingest == "confluent":
-        runner = IngestRunner(Ingest(settings, engine, stats))
+    if settings.ingest == "faust":
+        _faust_ingest(app, settings, engine, stats, by_entity, deadletter)
+    else:
+        stage = (
+            IngestProcess(settings, stats)
+            if settings.ingest == "confluent"
+            else Ingest(settings, engine, stats)
+        )
+        runner = IngestRunner(stage)
 
         @app.task
         async def ingest_stage() -> None:
             await runner.watch(app)
-
-    else:
-        _faust_ingest(app, settings, engine, stats, by_entity, deadletter)
 
     @app.agent(by_entity, name="detect")
     async def detect(stream: faust.StreamT) -> None:

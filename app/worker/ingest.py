@@ -22,18 +22,31 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from app.engine import Engine, Reject, Source
+from app.engine import Engine, Reject, Source, load_rule
 from app.kafka.admin import QUIET
 from app.worker.deadletter import TOMBSTONE, deadletter_headers
 from app.worker.metrics import WorkerStats
 from app.worker.settings import WorkerSettings
 
 log = logging.getLogger("seqwatch.ingest")
+
+
+def build_engine(settings: WorkerSettings) -> Engine:
+    """The worker's engine; the ingest process builds its own from the same settings."""
+    return Engine(
+        load_rule(settings.rule_path),
+        ttl_ms=settings.ttl_ms,
+        lateness_ms=settings.lateness_ms,
+        # Kept per state partition (no coordination between workers), see README.
+        alert_cap=settings.alert_cap,
+        max_event_bytes=settings.max_record_bytes,
+    )
 
 
 def instance_id(data_dir: Path) -> str:
@@ -60,6 +73,7 @@ class Ingest:
         self.error: BaseException | None = None
         self.down_since: float | None = None
         self.outage_s: float | None = None  # set once an outage is over
+        self.on_tick: Callable[[], None] | None = None  # called once per poll
         self._thread: threading.Thread | None = None
         kafka = settings.kafka.confluent()
         group = f"{settings.group_id}.ingest"
@@ -156,6 +170,8 @@ class Ingest:
                 self._transact(batch)
             if self.down_since is not None:
                 self._check_back()
+            if self.on_tick is not None:
+                self.on_tick()
 
     def _check_back(self) -> None:
         try:
@@ -287,9 +303,13 @@ class RestartNeeded(RuntimeError):
 
 
 class IngestRunner:
-    """Glue for the Faust app: start with the worker, stop with it, crash it on failure."""
+    """Glue for the Faust app: start with the worker, stop with it, crash it on failure.
 
-    def __init__(self, ingest: Ingest) -> None:
+    `ingest` is an `Ingest` (a thread of this process) or an `IngestProcess` (a child
+    process, which also has `sync()` to bring its counters over).
+    """
+
+    def __init__(self, ingest: Any) -> None:
         self.ingest = ingest
 
     async def watch(self, app: Any) -> None:
@@ -297,8 +317,11 @@ class IngestRunner:
 
         self.ingest.start()
         try:
+            sync = getattr(self.ingest, "sync", None)
             while not app.should_stop:
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.2)
+                if sync is not None:
+                    sync()
                 outage = self.ingest.outage_s
                 if outage is not None and outage >= RESTART_AFTER_OUTAGE_S:
                     # Faust's consumer does not rejoin its group after such an outage;
@@ -309,7 +332,9 @@ class IngestRunner:
                     return
                 self.ingest.outage_s = None
                 if not self.ingest.alive:
-                    error = self.ingest.error or RuntimeError("ingest thread ended")
+                    if sync is not None:
+                        sync()  # the child's last words
+                    error = self.ingest.error or RuntimeError("ingest stage ended")
                     await app.crash(error)
                     return
         finally:

@@ -74,7 +74,7 @@ def supervise(run: Callable[[], int], max_backoff: float = 30.0) -> int:
 def _child(run: Callable[[], int], parent: int) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    _die_with(parent)
+    die_with(parent)
     try:
         return run()
     except SeqwatchError as exc:
@@ -88,7 +88,7 @@ def _child(run: Callable[[], int], parent: int) -> int:
         sys.stderr.flush()
 
 
-def _die_with(parent: int) -> None:
+def die_with(parent: int) -> None:
     """Ask Linux to SIGKILL us when the supervisor dies (no orphaned worker)."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
