@@ -22,14 +22,37 @@ If any stage yields no fragments, the prefilter passes everything.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import partial
 
 from app.engine.compile import CompiledQuery
 
 # Non-ASCII characters whose str.lower() contains an ASCII character (see the module doc).
 ASCII_LOWERING: tuple[str, ...] = ("\u0130", "\u212a")
 _ASCII_LOWERING_BYTES: tuple[bytes, ...] = tuple(c.encode() for c in ASCII_LOWERING)
+# (lead byte, character): a one-byte search first, at memchr speed (see _lead_byte_finder).
+_ASCII_LOWERING_LEADS = tuple((c[:1], c) for c in _ASCII_LOWERING_BYTES)
 _JSON_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|(.))", re.DOTALL)
 _SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _lead_byte_finder(haystack: bytes, needle: bytes) -> Callable[[int], int]:
+    """`haystack.find(needle, start)`, by its lead byte first.
+
+    bytes.find is slow for these needles (about 1 GB/s on UTF-8 text: 1 ms of a 512 KiB
+    block for the two of them, a third of `seqwatch detect`'s time), while their lead
+    bytes are rare and a one-byte find runs at memchr speed.
+    """
+    lead = needle[:1]
+    find, startswith = haystack.find, haystack.startswith
+
+    def search(start: int) -> int:
+        position = find(lead, start)
+        while position >= 0 and not startswith(needle, position):
+            position = find(lead, position + 1)
+        return position
+
+    return search
 
 
 def _unescape(match: re.Match[str]) -> str:
@@ -61,7 +84,9 @@ class Prefilter:
         for fragment in self._bytes:
             if fragment in low:
                 return True
-        if b"\\u" in raw or (not raw.isascii() and any(c in raw for c in _ASCII_LOWERING_BYTES)):
+        if b"\\u" in raw or (
+            not raw.isascii() and any(lead in raw and c in raw for lead, c in _ASCII_LOWERING_LEADS)
+        ):
             return self._text_may_match(raw)
         return False
 
@@ -74,19 +99,19 @@ class Prefilter:
         """
         starts: set[int] = set()
         low = block.lower()
-        probes: list[tuple[bytes, bytes]] = [(low, f) for f in self._bytes]
-        probes.append((block, b"\\u"))
+        probes: list[Callable[[int], int]] = [partial(low.find, f) for f in self._bytes]
+        probes.append(partial(block.find, b"\\u"))
         if not block.isascii():
-            probes.extend((block, c) for c in _ASCII_LOWERING_BYTES)
-        for haystack, needle in probes:
-            position = haystack.find(needle)
+            probes.extend(_lead_byte_finder(block, c) for c in _ASCII_LOWERING_BYTES)
+        for find in probes:
+            position = find(0)
             while position >= 0:
                 start = block.rfind(b"\n", 0, position) + 1
                 starts.add(start)
                 end = block.find(b"\n", position)
                 if end < 0:
                     break
-                position = haystack.find(needle, end)
+                position = find(end)
         return sorted(starts)
 
     def _text_may_match(self, raw: bytes) -> bool:
