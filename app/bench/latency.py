@@ -117,6 +117,8 @@ class LatencyRun:
     """event.created (the worker's engine completing the sequence) minus produce time."""
     unexpected_alerts: int = 0
     late_sends: int = 0
+    slowest: list[tuple[float, float]] = field(default_factory=list)
+    """The five slowest pairs: (seconds into the phase when produced, latency ms)."""
     """Sends more than 50 ms behind schedule: the bench process did not get the CPU (on a
     2-core machine it shares it with the worker and the broker)."""
     max_lag_ms: float = 0.0
@@ -178,14 +180,20 @@ def collect(run: LatencyRun, tally: AlertTally) -> None:
     """Per pair: first alert's read time (and its event.created) minus the produce time."""
     run.tally = tally
     by_entity = {a.entity_id: a for a in tally.first.values()}
+    began = min(run.produced_wall.values(), default=0.0)
+    samples: list[tuple[float, float]] = []
     for entity, seen in by_entity.items():
         produced = run.produced_wall.get(entity)
         if produced is None:
             run.unexpected_alerts += 1
             continue
         run.latencies_ms.append((seen.read_wall - produced) * 1000)
+        samples.append((round(produced - began, 2), round(run.latencies_ms[-1], 1)))
         if seen.created_ms is not None:
             run.detect_ms.append(seen.created_ms - produced * 1000)
+    # When in the phase the slowest ones were sent: a cluster at the start is the
+    # worker settling, one spread over the run is steady-state jitter.
+    run.slowest = sorted(samples, key=lambda sample: -sample[1])[:5]
 
 
 def wait_for_alerts(reader: AlertReader, expected: int, quiet: float = 10.0) -> None:
@@ -220,4 +228,5 @@ def describe(run: LatencyRun) -> dict[str, Any]:
         "achieved_rate": round(run.events_sent / run.send_seconds, 1) if run.send_seconds else None,
         "late_sends": run.late_sends,
         "max_send_lag_ms": round(run.max_lag_ms, 1),
+        "slowest_s_ms": run.slowest,
     }

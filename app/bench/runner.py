@@ -179,7 +179,7 @@ class Bench:
         del data
 
         # (b) one worker end to end, fresh group, state and alerts topic per repeat
-        worker_row = report.Row("seqwatch worker end to end (1 process)", n)
+        worker_row = report.Row("seqwatch worker end to end (1 worker)", n)
         runs: list[WorkerRun] = []
         problems: list[str] = []
         for k in range(o.repeat):

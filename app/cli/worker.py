@@ -138,7 +138,7 @@ def _topics(value: str) -> tuple[str, ...]:
 @click.option(
     "--commit-interval",
     envvar="SEQWATCH_COMMIT_INTERVAL",
-    default="200ms",
+    default="100ms",
     show_default=True,
     help="How often the state stage commits its transactions (bounds alert latency).",
 )

@@ -165,7 +165,7 @@ class Ingest:
         self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info("ingest subscribed to %s", ", ".join(topics))
         while not self.stopping.is_set():
-            batch = self.consumer.consume(num_messages=5000, timeout=0.1)
+            batch = self.consumer.consume(num_messages=5000, timeout=0.05)
             if batch:
                 self._transact(batch)
             if self.down_since is not None:

@@ -41,7 +41,7 @@ class WorkerSettings:
     block_cache_mb: int = 32
     log_level: str = "info"
     ingest: str = "confluent"
-    commit_interval_s: float = 0.2
+    commit_interval_s: float = 0.1
 
     def problems(self) -> list[str]:
         out: list[str] = []
