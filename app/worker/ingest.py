@@ -118,7 +118,7 @@ class Ingest:
     # -- lifecycle -----------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="seqwatch-ingest", daemon=True)
+        self._thread = threading.Thread(target=self.run, name="seqwatch-ingest", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -130,7 +130,8 @@ class Ingest:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """The loop until stopped: in the worker's thread, or as the ingest process's main."""
         try:
             self._loop()
         except BaseException as exc:

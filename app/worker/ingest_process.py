@@ -74,7 +74,7 @@ def child_main(settings: WorkerSettings, conn: Connection, parent: int) -> None:
 
     ingest.on_tick = report
     try:
-        ingest._run()
+        ingest.run()
     finally:
         report(final=True)
         if ingest.error is not None:
