@@ -35,6 +35,8 @@ from app.worker.metrics import WorkerStats
 from app.worker.settings import WorkerSettings
 
 log = logging.getLogger("seqwatch.ingest")
+Candidate = tuple[int, bytes, bytes, int | None]
+"""A forwarded event: (event time ms, key, value, record timestamp ms)."""
 
 
 def build_engine(settings: WorkerSettings) -> Engine:
@@ -185,7 +187,7 @@ class Ingest:
 
     def _transact(self, batch: list[Any]) -> None:
         offsets: dict[tuple[str, int], int] = {}
-        candidates: list[tuple[int, bytes, bytes, int | None]] = []
+        candidates: list[Candidate] = []
         self.producer.begin_transaction()
         try:
             for msg in batch:
@@ -219,7 +221,7 @@ class Ingest:
             self.producer.abort_transaction(60)
             self._rewind(offsets)
 
-    def _handle(self, msg: Any, candidates: list[tuple[int, bytes, bytes, int | None]]) -> None:
+    def _handle(self, msg: Any, candidates: list[Candidate]) -> None:
         stats = self.stats
         topic = msg.topic()
         stats.events_in[topic] += 1

@@ -28,7 +28,6 @@ from typing import Any
 from app.worker.metrics import WorkerStats
 from app.worker.settings import WorkerSettings
 
-log = logging.getLogger("seqwatch.ingest")
 REPORT_EVERY_S = 0.2
 
 

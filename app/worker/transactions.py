@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any
 
 log = logging.getLogger("seqwatch.worker")
@@ -83,8 +84,6 @@ async def send_changelog_now(buffer: Any) -> int:
 
 def set_current_event(event: Any) -> Any:
     """Make `event` Faust's current event in this task (table partition, transaction)."""
-    import weakref
-
     from faust.streams import _current_event
 
     return _current_event.set(weakref.ref(event))
