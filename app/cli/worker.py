@@ -168,7 +168,7 @@ def worker(kafka: KafkaSettings, restart: bool, **options: Any) -> None:
     settings = settings_from(kafka, **options)
     if not restart:
         sys.exit(run_worker(settings))
-    sys.exit(supervise(lambda: run_worker(settings)))
+    sys.exit(supervise(lambda: run_worker(settings), data_dir=settings.data_dir))
 
 
 def settings_from_environment() -> WorkerSettings:

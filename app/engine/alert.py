@@ -66,6 +66,31 @@ def _threat(rule: Rule) -> list[dict[str, Any]]:
     return [dict(entry) for entry in rule.threat]
 
 
+def _stage(index: int, event: dict[str, Any]) -> dict[str, Any]:
+    """One stage's event as the alert reports it.
+
+    The record as received is included up to `Limits.original_bytes`; a larger one is
+    referenced by its coordinates (`original_omitted_bytes` says how large it was), and
+    `fields_trimmed` names fields cut to their limits, so an alert always fits a topic.
+    """
+    out: dict[str, Any] = {
+        "stage": index + 1,
+        "topic": event["src"][0],
+        "partition": event["src"][1],
+        "offset": event["src"][2],
+        "digest": event["d"],
+        "@timestamp": format_timestamp_ms(event["t"]),
+        "timestamp_ms": event["t"],
+        "fields": event["f"],
+        "original": event["o"] if "o" in event else event.get("doc"),  # "doc": before 0.2
+    }
+    if out["original"] is None:
+        out["original_omitted_bytes"] = event.get("ob", 0)
+    if event.get("tr"):
+        out["fields_trimmed"] = event["tr"]
+    return out
+
+
 def build_alert(
     rule: Rule,
     key_fields: dict[str, Any],
@@ -73,7 +98,7 @@ def build_alert(
     now_ms: int,
     scope: str,
 ) -> dict[str, Any]:
-    """An alert for the sequence `events` (Event.to_state() dicts, in stage order)."""
+    """An alert for the sequence `events` (Event.to_entry() dicts, in stage order)."""
     first, last = events[0], events[-1]
     ident = alert_id(rule.rule_id, [events[0]["d"]])
     now = format_timestamp_ms(now_ms)
@@ -107,20 +132,7 @@ def build_alert(
             _put(alert, path, value)
     for path, value in key_fields.items():
         _put(alert, path, value)
-    alert["events"] = [
-        {
-            "stage": index + 1,
-            "topic": event["src"][0],
-            "partition": event["src"][1],
-            "offset": event["src"][2],
-            "digest": event["d"],
-            "@timestamp": format_timestamp_ms(event["t"]),
-            "timestamp_ms": event["t"],
-            "fields": event["f"],
-            "original": event["doc"],
-        }
-        for index, event in enumerate(events)
-    ]
+    alert["events"] = [_stage(index, event) for index, event in enumerate(events)]
     alert["seqwatch"] = {"scope": scope, "first_ms": first["t"], "last_ms": last["t"]}
     alert.update(
         {

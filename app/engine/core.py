@@ -18,13 +18,19 @@ import orjson
 from app.engine.alert import ALERT_FIELDS, build_alert
 from app.engine.compile import FieldRef, _as_text
 from app.engine.event import Event, Reject, Source
+from app.engine.limits import DEFAULT_LIMITS, Limits
 from app.engine.normalise import View
 from app.engine.prefilter import Prefilter
 from app.engine.rule import Rule
 from app.engine.sequence import Matcher, Stats
 from app.engine.state import StateStore
+from app.engine.trim import bound_fields, bound_original
 
 MAX_EVENT_BYTES = 1_048_576
+
+
+class _KeyTooLong(Exception):
+    """A join key value past `Limits.key_chars`: Elasticsearch would not index it."""
 
 
 def _classify(body: bytes) -> Reject:
@@ -57,6 +63,7 @@ class Engine:
         max_event_bytes: int = MAX_EVENT_BYTES,
         prefilter: bool = True,
         clock: Callable[[], float] = time.time,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         if ttl_ms <= 0:
             raise ValueError("ttl_ms must be positive")
@@ -69,10 +76,12 @@ class Engine:
         self.cap_window_ms = cap_window_ms
         self.max_event_bytes = max_event_bytes
         self.clock = clock
+        self.limits = limits
         compiled = rule.compiled
         self.span_ms = min(ttl_ms, compiled.maxspan_ms) if compiled.maxspan_ms else ttl_ms
         self._predicates = tuple(stage.predicate for stage in compiled.stages)
         self._keys = compiled.keys
+        self._key_paths = frozenset(ref.path for ref in compiled.keys)
         self._capture = tuple(
             FieldRef.of(path) for path in sorted({*compiled.fields, *ALERT_FIELDS})
         )
@@ -87,6 +96,8 @@ class Engine:
             source_skew_ms=source_skew_ms,
             stats=self.stats,
             make_alert=self._make_alert,
+            limits=limits,
+            clock=clock,
         )
 
     # decoding ------------------------------------------------------------------------------
@@ -125,18 +136,37 @@ class Engine:
         if not stages:
             stats.dropped += 1
             return None
-        key = self._key(view)
+        try:
+            key = self._key(view)
+        except _KeyTooLong:
+            stats.key_too_long += 1
+            return None
         if key is None:
             stats.no_key += 1
             return None
         timestamp = view.timestamp_ms()
         if timestamp is None:
             return self._reject(Reject("bad_timestamp", f"cannot read event time of {key}"))
-        fields: dict[str, Any] = {}
+        ahead = timestamp - int(self.clock() * 1000)
+        if ahead > self.limits.max_future_ms:
+            return self._reject(
+                Reject(
+                    "future_timestamp",
+                    f"event time of {key} is {ahead / 1000:.0f} s ahead of the clock"
+                    f" (at most {self.limits.max_future_ms / 1000:.0f} s)",
+                )
+            )
+        captured: dict[str, Any] = {}
         for ref in self._capture:
             values = view.values(ref.path, ref.parts)
             if values:
-                fields[ref.path] = values[0] if len(values) == 1 else values
+                captured[ref.path] = values[0] if len(values) == 1 else values
+        fields, trimmed = bound_fields(captured, self._key_paths, self.limits)
+        original = bound_original(doc, len(body), self.limits)
+        if trimmed:
+            stats.trim("fields")
+        if original is None:
+            stats.trim("original")
         stats.decoded += 1
         return Event(
             key=key,
@@ -144,8 +174,10 @@ class Engine:
             stages=stages,
             digest=hashlib.sha256(body).hexdigest(),
             source=source,
-            doc=doc,
+            original=original,
             fields=fields,
+            original_bytes=len(body),
+            trimmed=trimmed,
         )
 
     def scan_block(
@@ -228,12 +260,15 @@ class Engine:
         return results
 
     def _key(self, view: View) -> str | None:
+        """The join key, or None without one; raises _KeyTooLong past `key_chars`."""
         parts: list[str] = []
         for ref in self._keys:
             values = view.values(ref.path, ref.parts)
             text = _as_text(values[0]) if values else None
             if text is None:
                 return None
+            if len(text) > self.limits.key_chars:
+                raise _KeyTooLong
             parts.append(text)
         return parts[0] if len(parts) == 1 else orjson.dumps(parts).decode()
 
@@ -257,6 +292,42 @@ class Engine:
         behave like topics replayed one after another into the same keyed stream.
         """
         self._matcher.end_source(state, scope, topic, partition)
+
+    # bounds ------------------------------------------------------------------------------
+    @property
+    def max_alert_bytes(self) -> int:
+        """The largest alert this engine can produce (the alerts topic must take it)."""
+        rule = self.rule
+        meta = orjson.dumps(
+            [
+                rule.rule_id,
+                rule.name,
+                rule.description,
+                rule.query,
+                rule.tags,
+                rule.threat,
+                rule.author,
+                rule.license,
+                rule.severity,
+                rule.risk_score,
+                rule.version,
+            ]
+        )
+        keys = len(self._keys)
+        # the rule's metadata twice (rule.*, kibana.alert.*), the key in the reason and
+        # at the top level
+        rule_bytes = 2 * len(meta) + 2 * self.limits.key_bytes(keys)
+        return self.limits.alert_bytes(rule_bytes, stages=2, key_fields=keys)
+
+    @property
+    def max_event_bytes_out(self) -> int:
+        """The largest repartition record value (an event as `Event.to_bytes` writes it)."""
+        return self.limits.entry_bytes(len(self._keys)) + self.limits.key_bytes(len(self._keys))
+
+    @property
+    def max_state_bytes(self) -> int:
+        """The largest value the engine writes to its state (a changelog record value)."""
+        return self.limits.largest_value(len(self._keys))
 
     def _make_alert(self, start: dict[str, Any], net: dict[str, Any], scope: str) -> dict[str, Any]:
         key_fields = {ref.path: start["f"].get(ref.path) for ref in self._keys}

@@ -7,6 +7,9 @@ from typing import Any, NamedTuple
 
 import orjson
 
+REPARTITION_FORMAT = 1
+"""Version of the repartition record (`Event.to_bytes`); a reader refuses other versions."""
+
 
 class Source(NamedTuple):
     """Where a record came from: Kafka coordinates, or (file name, 0, line number)."""
@@ -23,13 +26,20 @@ class Reject(NamedTuple):
     detail: str
 
 
+class FormatError(ValueError):
+    """A repartition record this version cannot read (another version wrote it, or a bug)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """A record that matches at least one stage and has a join key.
 
     `fields` holds the normalised (ECS) values the rule read and the alert reports, so the
     alert never needs to normalise again; `digest` is the sha256 of the raw record bytes and
-    identifies exact duplicates wherever the record was read from.
+    identifies exact duplicates wherever the record was read from. `original` is the record
+    as received, or None when it was larger than the limit (`original_bytes` says how
+    large); `trimmed` names the fields cut to their limits. Both keep every event, and so
+    every state value, repartition record and alert, within a known size.
     """
 
     key: str
@@ -37,38 +47,68 @@ class Event:
     stages: tuple[int, ...]
     digest: str
     source: Source
-    doc: dict[str, Any]
+    original: dict[str, Any] | None
     fields: dict[str, Any]
+    original_bytes: int = 0
+    trimmed: tuple[str, ...] = ()
 
-    def to_state(self) -> dict[str, Any]:
-        """A JSON-compatible dict (state stores and the repartition topic hold this)."""
-        return {
-            "k": self.key,
+    def to_entry(self) -> dict[str, Any]:
+        """What a state store holds of the event (its key is the state key's)."""
+        entry: dict[str, Any] = {
             "t": self.timestamp_ms,
             "st": list(self.stages),
             "d": self.digest,
             "src": [self.source.topic, self.source.partition, self.source.offset],
             "f": self.fields,
-            "doc": self.doc,
+            "o": self.original,
+            "ob": self.original_bytes,
         }
-
-    @classmethod
-    def from_state(cls, data: dict[str, Any]) -> Event:
-        topic, partition, offset = data["src"]
-        return cls(
-            key=data["k"],
-            timestamp_ms=data["t"],
-            stages=tuple(data["st"]),
-            digest=data["d"],
-            source=Source(topic, partition, offset),
-            doc=data["doc"],
-            fields=data["f"],
-        )
+        if self.trimmed:
+            entry["tr"] = list(self.trimmed)
+        return entry
 
     def to_bytes(self) -> bytes:
         """Compact orjson form for the repartition topic; round-trips through from_bytes."""
-        return orjson.dumps(self.to_state())
+        return orjson.dumps({"v": REPARTITION_FORMAT, "k": self.key, **self.to_entry()})
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Event:
-        return cls.from_state(orjson.loads(raw))
+        """Raises FormatError on anything but a repartition record of this version."""
+        if not isinstance(raw, bytes | bytearray | memoryview | str):
+            raise FormatError(f"record value is {type(raw).__name__}, not bytes")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise FormatError(f"not JSON: {exc}") from None
+        if not isinstance(data, dict) or data.get("v") != REPARTITION_FORMAT:
+            version = data.get("v") if isinstance(data, dict) else type(data).__name__
+            raise FormatError(
+                f"repartition record format {version!r}, this worker reads {REPARTITION_FORMAT}"
+            )
+        try:
+            topic, partition, offset = data["src"]
+            event = cls(
+                key=data["k"],
+                timestamp_ms=data["t"],
+                stages=tuple(data["st"]),
+                digest=data["d"],
+                source=Source(topic, partition, offset),
+                original=data["o"],
+                fields=data["f"],
+                original_bytes=data.get("ob", 0),
+                trimmed=tuple(data.get("tr", ())),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"repartition record lacks or mistypes {exc}") from None
+        checks = (
+            isinstance(event.key, str),
+            type(event.timestamp_ms) is int,
+            all(type(stage) is int for stage in event.stages) and bool(event.stages),
+            isinstance(event.digest, str),
+            isinstance(topic, str) and type(partition) is int and type(offset) is int,
+            isinstance(event.fields, dict),
+            event.original is None or isinstance(event.original, dict),
+        )
+        if not all(checks):
+            raise FormatError("repartition record has a field of the wrong type")
+        return event

@@ -60,3 +60,6 @@ class MemoryState:
 
     def keys(self) -> Iterator[str]:
         return iter(list(self._data))
+
+    def __iter__(self) -> Iterator[str]:
+        return self.keys()

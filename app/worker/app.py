@@ -13,6 +13,7 @@ reaches the changelog, which is what lets a restarted or rebalanced worker resum
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -21,14 +22,16 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.engine import Engine, Event, Reject, Source
+from app.engine import Engine, Reject, Source
 from app.worker import offsets, transactions
+from app.worker.batch import run_batch
 from app.worker.deadletter import TOMBSTONE, deadletter_headers
+from app.worker.failures import Failures
 from app.worker.ingest import Ingest, IngestRunner, build_engine
 from app.worker.ingest_process import IngestProcess
 from app.worker.metrics import WorkerStats, build_registry
 from app.worker.settings import WorkerSettings
-from app.worker.state import BatchState, TableState
+from app.worker.state import TableState
 
 log = logging.getLogger("seqwatch.worker")
 DETECT_BATCH = 500
@@ -93,7 +96,9 @@ def build_app(settings: WorkerSettings) -> faust.App:
     )
     state = TableState(table)
     stats = WorkerStats()
-    registry, latency = build_registry(stats, engine, lambda: _table_size(table))
+    failures = Failures(settings.data_dir)
+    app.seqwatch_failures = failures  # type: ignore[attr-defined]
+    registry, latency = build_registry(stats, engine, lambda: _table_size(table), failures.status)
 
     runner: IngestRunner | None = None
     if settings.ingest == "faust":
@@ -121,28 +126,62 @@ def build_app(settings: WorkerSettings) -> faust.App:
                     await _detect_partition(events)
 
     async def _detect_partition(events: list[Any]) -> None:
-        partition = events[0].message.partition
-        scope = str(partition)
+        first = events[0].message
+        scope = str(first.partition)
         # Table reads and writes, changelog writes and sends follow the current event:
         # make it one of this partition's (Faust's take_events does not set it here).
         token = transactions.set_current_event(events[-1])
         try:
-            cache = BatchState(state)
-            found: list[tuple[Any, Event, dict[str, Any]]] = []
-            watermark = stats.watermark_ms.get(scope, 0)
-            for event in events:
-                candidate = Event.from_bytes(event.message.value)
-                stats.sequenced += 1
-                for alert in engine.process(candidate, cache, scope=scope):
-                    found.append((event.message, candidate, alert))
-                watermark = max(watermark, candidate.timestamp_ms)
-            stats.watermark_ms[scope] = watermark
-            # All state changes of the batch, then their changelog writes, then the
-            # alerts: all in this partition's transaction, before any event is acked.
-            cache.flush()
-            await transactions.send_changelog_now(app.producer.buffer)
-            for message, candidate, alert in found:
-                await alerts_topic.send(key=candidate.key.encode(), value=engine.alert_bytes(alert))
+            batch = run_batch(engine, state, [e.message for e in events], scope)
+            stats.sequenced += batch.sequenced
+            if batch.watermark_ms is not None:
+                stats.watermark_ms[scope] = max(
+                    stats.watermark_ms.get(scope, 0), batch.watermark_ms
+                )
+            # All state changes of the batch, then their changelog writes, then the alerts
+            # and dead letters: all in this partition's transaction, and all delivered
+            # before any event is acked. A refused send ends the worker uncommitted.
+            batch.cache.flush()
+            deliveries = await transactions.send_changelog_now(app.producer.buffer)
+            for _, candidate, alert in batch.alerts:
+                deliveries.append(
+                    await alerts_topic.send(
+                        key=candidate.key.encode(), value=engine.alert_bytes(alert)
+                    )
+                )
+            for message, reject in batch.poisoned:
+                deliveries.append(
+                    await deadletter.send(
+                        key=message.key,
+                        value=message.value if isinstance(message.value, bytes) else b"",
+                        headers=deadletter_headers(
+                            reject,
+                            Source(message.topic, message.partition, message.offset),
+                            message.timestamp,
+                        ),
+                    )
+                )
+            try:
+                await asyncio.gather(*deliveries)
+            except Exception as exc:
+                failures.fatal(
+                    f"a send of the state stage was refused ({exc!r}) while handling "
+                    f"{first.topic}[{first.partition}] from offset {first.offset}",
+                    first.topic,
+                    first.partition,
+                    first.offset,
+                )
+            for message, reject in batch.poisoned:
+                stats.state_rejects[reject.reason] += 1
+                log.error(
+                    "dead-lettered %s/%d@%d: %s (%s)",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    reject.reason,
+                    reject.detail,
+                )
+            for message, _, alert in batch.alerts:
                 stats.alerts_sent += 1
                 latency.observe(max(0.0, time.time() - message.timestamp))
                 log.warning("ALERT %s", _describe(alert))
@@ -155,10 +194,15 @@ def build_app(settings: WorkerSettings) -> faust.App:
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
+        """200 while the worker makes progress; 503 with the reason while it cannot."""
         assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+        failure = failures.status()
+        status = "failing" if failure else "stalled" if stats.ingest_stall else "ok"
         return web.json(
             {
-                "status": "ok",
+                "status": status,
+                "failure": failure,
+                "stalled": stats.ingest_stall,
                 "group_id": settings.group_id,
                 "rebalancing": bool(app.rebalancing),
                 "recovering": not app.tables.recovery.completed.is_set()
@@ -171,7 +215,8 @@ def build_app(settings: WorkerSettings) -> faust.App:
                     else {"alive": True, "assigned": "faust"}
                 ),
                 "uptime_s": round(time.time() - stats.started, 1),
-            }
+            },
+            status=200 if status == "ok" else 503,
         )
 
     @app.timer(interval=30.0)

@@ -20,3 +20,31 @@ def deadletter_headers(
     if timestamp is not None:
         headers.append(("seqwatch.source.timestamp_ms", str(int(timestamp * 1000)).encode()))
     return headers
+
+
+KEY_MAX_BYTES = 4_096
+TOPIC_MAX_MESSAGE_BYTES = 8_388_608
+"""`max.message.bytes` the dead-letter topic is created with (topics/topics.toml)."""
+VALUE_MAX_BYTES = TOPIC_MAX_MESSAGE_BYTES - 65_536
+"""Largest dead-letter value: the topic's limit less room for key, headers and framing."""
+
+
+def bounded_deadletter(
+    key: bytes | None, value: bytes, headers: list[tuple[str, bytes]], max_bytes: int
+) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    """The dead letter cut to what the dead-letter topic is sized for.
+
+    Only a `too_large` record can exceed `max_bytes` (VALUE_MAX_BYTES: input topics are
+    declared with the dead-letter topic's limit, so only a topic configured larger sends
+    one); it keeps its first `max_bytes` bytes and says how large it was
+    (`seqwatch.truncated_from`); the whole record is still at its source coordinates. A
+    key larger than 4 KiB is dropped the same way (`seqwatch.key_dropped`), so that no
+    dead letter can be refused by the broker.
+    """
+    if len(value) > max_bytes:
+        headers = [*headers, ("seqwatch.truncated_from", str(len(value)).encode())]
+        value = value[:max_bytes]
+    if key is not None and len(key) > KEY_MAX_BYTES:
+        headers = [*headers, ("seqwatch.key_dropped", str(len(key)).encode())]
+        key = None
+    return key, value, headers

@@ -30,9 +30,15 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from app.engine import Engine, Reject, Source, load_rule
 from app.kafka.admin import QUIET
-from app.worker.deadletter import TOMBSTONE, deadletter_headers
+from app.worker.deadletter import (
+    TOMBSTONE,
+    VALUE_MAX_BYTES,
+    bounded_deadletter,
+    deadletter_headers,
+)
 from app.worker.metrics import WorkerStats
 from app.worker.settings import WorkerSettings
+from app.worker.stall import Stall
 
 log = logging.getLogger("seqwatch.ingest")
 Candidate = tuple[int, bytes, bytes, int | None]
@@ -76,6 +82,8 @@ class Ingest:
         self.down_since: float | None = None
         self.outage_s: float | None = None  # set once an outage is over
         self.on_tick: Callable[[], None] | None = None  # called once per poll
+        self.stall = Stall("ingest")
+        self._refused: list[tuple[str, str]] = []  # (topic, error) of this transaction
         self._thread: threading.Thread | None = None
         kafka = settings.kafka.confluent()
         group = f"{settings.group_id}.ingest"
@@ -188,6 +196,7 @@ class Ingest:
     def _transact(self, batch: list[Any]) -> None:
         offsets: dict[tuple[str, int], int] = {}
         candidates: list[Candidate] = []
+        self._refused.clear()
         self.producer.begin_transaction()
         try:
             for msg in batch:
@@ -212,14 +221,41 @@ class Ingest:
                     self.consumer.consumer_group_metadata(),
                     30,
                 )
-            self.producer.commit_transaction(60)
+            self._commit()
         except KafkaException as exc:
             error = exc.args[0]
             if not error.txn_requires_abort():
-                raise
-            log.warning("transaction aborted, batch will be read again: %s", error.str())
+                raise  # fatal: the ingest stops, and the worker restarts with it
+            # A record the broker refused (or a transient error): nothing of the batch
+            # becomes visible and its offsets stay where they were. Read it again, after
+            # a pause that grows while the same failure repeats, saying why.
+            reason = "; ".join(f"{t}: {e}" for t, e in self._refused[:3]) or error.str()
             self.producer.abort_transaction(60)
             self._rewind(offsets)
+            self.stats.delivery_failures.update(t for t, _ in self._refused or [("?", "")])
+            self.stats.ingest_stall = self.stall.status()
+            self.stall.failed(reason, self.stopping)
+            return
+        if self.stall.attempts:
+            self.stall.cleared()
+            self.stats.ingest_stall = None
+
+    def _commit(self) -> None:
+        """commit_transaction, again while librdkafka says the error is retriable."""
+        for attempt in range(5):
+            try:
+                self.producer.commit_transaction(60)
+                return
+            except KafkaException as exc:
+                error = exc.args[0]
+                if not error.retriable() or attempt == 4:
+                    raise
+                log.warning("commit of the ingest transaction failed, retrying: %s", error.str())
+                time.sleep(0.5 * (attempt + 1))
+
+    def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
+        if err is not None:
+            self._refused.append((msg.topic(), err.str()))
 
     def _handle(self, msg: Any, candidates: list[Candidate]) -> None:
         stats = self.stats
@@ -236,15 +272,15 @@ class Ingest:
         if isinstance(decoded, Reject):
             stats.rejects[decoded.reason] += 1
             stats.deadlettered += 1
-            self._produce(
-                self.settings.deadletter_topic,
+            key, value, headers = bounded_deadletter(
                 msg.key(),
                 raw or b"",
-                timestamp,
-                headers=deadletter_headers(
+                deadletter_headers(
                     decoded, source, None if timestamp is None else timestamp / 1000
                 ),
+                VALUE_MAX_BYTES,
             )
+            self._produce(self.settings.deadletter_topic, key, value, timestamp, headers=headers)
             log.warning(
                 "dead-lettered %s/%d@%d: %s (%s)",
                 topic,
@@ -267,7 +303,7 @@ class Ingest:
         timestamp_ms: int | None,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {"key": key, "value": value}
+        kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": self._on_delivery}
         if timestamp_ms:
             kwargs["timestamp"] = timestamp_ms
         if headers:

@@ -41,6 +41,9 @@ def snapshot(stats: WorkerStats, ingest: Any) -> dict[str, Any]:
         "outages": stats.outages,
         "assignment": list(ingest.assignment),
         "outage_s": ingest.outage_s,
+        "delivery_failures": dict(stats.delivery_failures),
+        "stall": stats.ingest_stall,
+        "engine": ingest.engine.stats.as_dict(),
     }
 
 
@@ -134,6 +137,9 @@ class IngestProcess:
         stats.dropped = report["dropped"]
         stats.forwarded = report["forwarded"]
         stats.outages = report["outages"]
+        stats.delivery_failures = Counter(report["delivery_failures"])
+        stats.ingest_stall = report["stall"]
+        stats.ingest_engine = report["engine"]
         self.assignment = report["assignment"]
         if report["outage_s"] is not None:
             self.outage_s = report["outage_s"]

@@ -34,13 +34,22 @@ class WorkerStats:
         self.dropped = 0
         self.watermark_ms: dict[str, int] = {}
         self.started = time.time()
+        self.state_rejects: Counter[str] = Counter()  # dead-lettered by the state stage
+        self.delivery_failures: Counter[str] = Counter()  # refused sends, by topic (ingest)
+        self.ingest_engine: dict[str, Any] | None = None  # the ingest process's engine stats
+        self.ingest_stall: dict[str, Any] | None = None
+
+
+DECODE_TRIMS = ("fields", "original")
+"""Trims made when an event is decoded (by the ingest stage); the others by the state stage."""
 
 
 class WorkerCollector(Collector):
-    def __init__(self, stats: WorkerStats, engine: Any, state_size: Any) -> None:
+    def __init__(self, stats: WorkerStats, engine: Any, state_size: Any, failing: Any) -> None:
         self._stats = stats
         self._engine = engine
         self._state_size = state_size
+        self._failing = failing
 
     def collect(self) -> Iterator[Any]:
         s = self._stats
@@ -53,11 +62,13 @@ class WorkerCollector(Collector):
         rejects = CounterMetricFamily(
             "seqwatch_rejects", "Records rejected as malformed, by reason", labels=["reason"]
         )
-        for reason, n in s.rejects.items():
+        for reason, n in (s.rejects + s.state_rejects).items():
             rejects.add_metric([reason], n)
         yield rejects
         yield CounterMetricFamily(
-            "seqwatch_deadlettered", "Records sent to the dead-letter topic", value=s.deadlettered
+            "seqwatch_deadlettered",
+            "Records sent to the dead-letter topic",
+            value=s.deadlettered + sum(s.state_rejects.values()),
         )
         yield CounterMetricFamily(
             "seqwatch_dropped", "Records that cannot match the rule, dropped", value=s.dropped
@@ -92,6 +103,56 @@ class WorkerCollector(Collector):
             "State entries expired by the TTL",
             value=engine_stats.get("expired", 0),
         )
+        decode = s.ingest_engine if s.ingest_engine is not None else engine_stats
+        skipped = CounterMetricFamily(
+            "seqwatch_skipped",
+            "Events matching a stage that cannot join, by reason (as in Elasticsearch)",
+            labels=["reason"],
+        )
+        skipped.add_metric(["no_key"], decode.get("no_key", 0))
+        skipped.add_metric(["key_too_long"], decode.get("key_too_long", 0))
+        yield skipped
+        yield CounterMetricFamily(
+            "seqwatch_collapsed",
+            "Stage-2 events after their key's completed sequence, not held",
+            value=engine_stats.get("collapsed", 0),
+        )
+        trimmed = CounterMetricFamily(
+            "seqwatch_trimmed",
+            "Entries dropped or cut to keep every value within its bound, by kind",
+            labels=["kind"],
+        )
+        kinds = {
+            **{k: v for k, v in engine_stats.get("trimmed", {}).items() if k not in DECODE_TRIMS},
+            **{k: v for k, v in decode.get("trimmed", {}).items() if k in DECODE_TRIMS},
+        }
+        for kind, n in sorted(kinds.items()):
+            trimmed.add_metric([kind], n)
+        yield trimmed
+        refused = CounterMetricFamily(
+            "seqwatch_delivery_failures",
+            "Sends the broker refused in the ingest stage (the batch is redone), by topic",
+            labels=["topic"],
+        )
+        for topic, n in s.delivery_failures.items():
+            refused.add_metric([topic], n)
+        yield refused
+        stalled = GaugeMetricFamily(
+            "seqwatch_stalled", "1 while a stage retries a failing batch", labels=["stage"]
+        )
+        stalled.add_metric(["ingest"], 1 if s.ingest_stall else 0)
+        yield stalled
+        failure = self._failing()
+        yield GaugeMetricFamily(
+            "seqwatch_failing",
+            "1 while the worker restarts after a failure it has not yet got past",
+            value=1 if failure else 0,
+        )
+        yield CounterMetricFamily(
+            "seqwatch_failures",
+            "Times the worker stopped itself after a failure, since it last got past one",
+            value=failure["count"] if failure else 0,
+        )
         yield CounterMetricFamily(
             "seqwatch_kafka_outages", "Times every broker became unreachable", value=s.outages
         )
@@ -114,18 +175,18 @@ class WorkerCollector(Collector):
         yield lag
 
 
-def _engine_stats(engine: Any) -> dict[str, int]:
+def _engine_stats(engine: Any) -> dict[str, Any]:
     stats = getattr(engine, "stats", {})
     if isinstance(stats, dict):
         return stats
-    return {k: v for k, v in vars(stats).items() if isinstance(v, int)}
+    return dict(stats.as_dict())
 
 
 def build_registry(
-    stats: WorkerStats, engine: Any, state_size: Any
+    stats: WorkerStats, engine: Any, state_size: Any, failing: Any = lambda: None
 ) -> tuple[CollectorRegistry, Histogram]:
     registry = CollectorRegistry()
-    registry.register(WorkerCollector(stats, engine, state_size))
+    registry.register(WorkerCollector(stats, engine, state_size, failing))
     latency = Histogram(
         "seqwatch_detection_latency_seconds",
         "Alert produced minus the network event's arrival in Kafka",

@@ -21,9 +21,11 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 from app.errors import SeqwatchError
+from app.worker.failures import EXIT_FAILED, read_record
 
 log = logging.getLogger("seqwatch.supervisor")
 
@@ -31,9 +33,17 @@ PR_SET_PDEATHSIG = 1
 NO_RESTART_CODES = (0, 2)  # clean stop, or a settings error that a restart cannot fix
 
 
-def supervise(run: Callable[[], int], max_backoff: float = 30.0) -> int:
-    """Run `run()` in a child process; restart it on failure until told to stop."""
+def supervise(
+    run: Callable[[], int], max_backoff: float = 60.0, data_dir: Path | None = None
+) -> int:
+    """Run `run()` in a child process; restart it on failure until told to stop.
+
+    A child that stopped itself after a failure (`failures.EXIT_FAILED`) left its reason
+    in `data_dir`; while it keeps failing, the reason is logged once a minute, not once
+    per restart, and the backoff grows to `max_backoff`.
+    """
     state = {"stop": False, "child": 0}
+    last_said = 0.0
 
     def forward(signum: int, frame: FrameType | None) -> None:
         state["stop"] = True
@@ -62,7 +72,19 @@ def supervise(run: Callable[[], int], max_backoff: float = 30.0) -> int:
         if time.monotonic() - started > 60:
             backoff = 1.0
         restarts += 1
-        log.error("worker exited with code %d; restart %d in %.0f s", code, restarts, backoff)
+        record = read_record(data_dir) if code == EXIT_FAILED and data_dir else None
+        if record is None:
+            log.error("worker exited with code %d; restart %d in %.0f s", code, restarts, backoff)
+        elif time.monotonic() - last_said >= 60 or record["count"] == 1:
+            last_said = time.monotonic()
+            log.error(
+                "worker failing (%d times since %s): %s; restart %d in %.0f s",
+                record["count"],
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record["first"])),
+                record["reason"],
+                restarts,
+                backoff,
+            )
         deadline = time.monotonic() + backoff
         while time.monotonic() < deadline and not state["stop"]:
             time.sleep(0.1)

@@ -62,14 +62,18 @@ EVENT_LOCK = asyncio.Lock()
 
 _background_sends: dict[int, int] = {}
 _background_idle = asyncio.Event()
+_background_taken: dict[int, list[Any]] = {}
 _send_pending: Any = None
 
 
-async def send_changelog_now(buffer: Any) -> int:
+async def send_changelog_now(buffer: Any) -> list[Any]:
     """Send the queued table changelog writes from the calling task, in order.
 
     Called by the agent with the event current, so each write joins that event's
     transaction (see `send` above) and is in the producer before the event is acked.
+    Returns the delivery futures of every changelog write since the last call, including
+    those the buffer's own task took first: the agent awaits them all, so that a write
+    the broker refused fails the batch instead of vanishing into a log line.
     """
     while _background_sends.get(id(buffer), 0):
         _background_idle.clear()
@@ -79,7 +83,7 @@ async def send_changelog_now(buffer: Any) -> int:
     send_pending = _send_pending or type(buffer)._send_pending
     for fut in writes:
         await send_pending(buffer, fut)
-    return len(writes)
+    return _background_taken.pop(id(buffer), []) + writes
 
 
 def set_current_event(event: Any) -> Any:
@@ -151,12 +155,11 @@ def install() -> None:
 
     async def on_partitions_revoked(self: Any, revoked: Any) -> None:
         # Faust forgets the acked offsets of revoked partitions first thing (they "will be
-        # processed again") but leaves their transaction open: commit before it does.
-        try:
-            if not await self.commit():  # False also when it waited for a running commit
-                await self.commit()
-        except Exception as exc:  # the rebalance must go on; the events are read again
-            log.warning("commit before the rebalance failed: %s", exc)
+        # processed again") but leaves their transaction open: commit before it does. A
+        # failed commit leaves RocksDB ahead of the changelog, so it ends the process
+        # (inside commit_transactions) rather than letting the rebalance carry on.
+        if not await self.commit():  # False also when it waited for a running commit
+            await self.commit()
         await original_revoked(self, revoked)
 
     original_send_pending = ProducerBuffer._send_pending
@@ -164,6 +167,7 @@ def install() -> None:
     async def counted_send_pending(self: Any, fut: Any) -> None:
         """The buffer's own task: count the write it holds, so others can wait it out."""
         _background_sends[id(self)] = _background_sends.get(id(self), 0) + 1
+        _background_taken.setdefault(id(self), []).append(fut)
         try:
             await original_send_pending(self, fut)
         finally:
@@ -195,7 +199,16 @@ async def commit_transactions(
     group_id: str,
     start_new_transaction: bool = True,
 ) -> None:
-    """Faust's commit, tolerating producers that are between transactions."""
+    """Faust's commit, tolerating producers that are between transactions.
+
+    Any failure to commit ends the worker (see app.worker.failures): the transaction's
+    outcome is then unknown, and only a restart that fences it and rebuilds state from
+    the changelog is sure to agree with what Kafka holds. A commit for a transactional
+    id this worker has no producer for has nothing in flight to commit (its partition was
+    never assigned here, or its producer was closed with its partition) and is skipped.
+    """
+    failures = getattr(self.app, "seqwatch_failures", None)
+    committed: dict[tuple[str, int], int] = {}
     for transactional_id, offsets in tid_to_offset_map.items():
         producer = self._transaction_producers.get(transactional_id)
         lock = self._trn_locks.get(transactional_id)
@@ -203,9 +216,18 @@ async def commit_transactions(
             log.warning("commit for unknown transaction %s skipped", transactional_id)
             continue
         async with lock:
-            if not producer._txn_manager.is_in_transaction():
-                await producer.begin_transaction()
-            await producer.send_offsets_to_transaction(offsets, group_id)
-            await producer.commit_transaction()
-            if start_new_transaction:
-                await producer.begin_transaction()
+            try:
+                if not producer._txn_manager.is_in_transaction():
+                    await producer.begin_transaction()
+                await producer.send_offsets_to_transaction(offsets, group_id)
+                await producer.commit_transaction()
+                if start_new_transaction:
+                    await producer.begin_transaction()
+            except Exception as exc:
+                if failures is None:
+                    raise
+                failures.fatal(f"commit of transaction {transactional_id} failed: {exc!r}")
+        committed.update({(tp.topic, tp.partition): offset for tp, offset in offsets.items()})
+    if failures is not None and committed:
+        assigned = {(tp.topic, tp.partition) for tp in self.app.consumer.assignment()}
+        failures.progressed(committed, assigned)

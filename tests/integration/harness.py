@@ -20,6 +20,39 @@ from app.kafka import admin as kadmin
 from app.kafka.settings import KafkaSettings
 from tests.helpers import ROOT
 
+SAMPLE_TOPICS = ("winlogbeat", "logs-endpoint.events.process", "logs-endpoint.events.network")
+
+
+class Env:
+    """Unique topics, group and state for one worker under test."""
+
+    def __init__(self, kafka: KafkaSettings, tmp: Path, unique: str) -> None:
+        self.kafka = kafka
+        self.tmp = tmp
+        self.unique = unique
+        self.inputs = {name: f"{name}-{unique}" for name in SAMPLE_TOPICS}
+        self.alerts = f"alerts-{unique}"
+        self.deadletter = f"deadletter-{unique}"
+        self.group = f"group-{unique}"
+
+    def worker(self, *extra: str) -> WorkerProcess:
+        return WorkerProcess(
+            self.kafka,
+            self.tmp / "state",
+            self.tmp / "worker.log",
+            "--input-topics",
+            ",".join(self.inputs.values()),
+            "--alerts-topic",
+            self.alerts,
+            "--deadletter-topic",
+            self.deadletter,
+            "--group-id",
+            self.group,
+            "--partitions",
+            "4",
+            *extra,
+        )
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -78,6 +111,19 @@ class WorkerProcess:
                 f"http://127.0.0.1:{self.web_port}/healthz", timeout=2
             ) as resp:
                 return orjson.loads(resp.read())
+        except OSError:
+            return None
+
+    def health_response(self) -> tuple[int, dict[str, Any]] | None:
+        """(HTTP status, body) of /healthz, 503 included; None while nothing answers."""
+        import urllib.error
+
+        url = f"http://127.0.0.1:{self.web_port}/healthz"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.status, orjson.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, orjson.loads(err.read())
         except OSError:
             return None
 
@@ -202,6 +248,15 @@ class TopicReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def changelog_values(kafka: KafkaSettings, group: str) -> tuple[int, int]:
+    """(values, largest value in bytes) on a worker's state changelog, read committed."""
+    reader = TopicReader(kafka, f"{group}-sequences-changelog")
+    reader.poll(3.0)
+    sizes = [len(m.value()) for m in reader.records if m.value() is not None]
+    reader.close()
+    return len(sizes), max(sizes, default=0)
 
 
 def alert_id(alert: dict[str, Any]) -> str:

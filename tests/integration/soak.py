@@ -8,8 +8,9 @@ records, an MSBuild start that never connects: the flood that must not grow stat
 the TTL window. Event time advances 1 ms per record, so 2,000,000 records span 33
 minutes of event time, 33 TTL windows of 60 s. Every few seconds it samples the
 worker's resident memory, the size of its RocksDB directory and its state entries, and
-prints them; the last line is one JSON object with the samples and the first-half /
-second-half maxima. `make soak` runs it against the local broker.
+prints them; the last line is one JSON object with the first-half / second-half maxima
+and the largest value the worker wrote to its changelog (read back from the topic)
+beside the bound the engine guarantees. `make soak` runs it against the local broker.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
+from app.engine import Engine, load_rule
 from app.kafka.io import ensure_topic, producer_config
 from app.kafka.settings import KafkaSettings
 from tests.integration import events
-from tests.integration.harness import WorkerProcess
+from tests.integration.harness import WorkerProcess, changelog_values
 
 
 def background(n: int) -> bytes:
@@ -162,6 +164,7 @@ def main() -> None:
         samples.append(sample(worker, args.events, began))
     finally:
         worker.stop()
+    values, largest = changelog_values(kafka, f"soak-{unique}")
     half = len(samples) // 2
     summary = {
         "events": args.events,
@@ -179,6 +182,11 @@ def main() -> None:
         "max_rocksdb_mib": {
             "first_half": max(s["rocksdb_mib"] for s in samples[:half] or samples),
             "second_half": max(s["rocksdb_mib"] for s in samples[half:]),
+        },
+        "changelog": {
+            "values": values,
+            "largest_bytes": largest,
+            "bound_bytes": Engine(load_rule()).max_state_bytes,
         },
         "final": samples[-1],
     }

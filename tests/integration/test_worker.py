@@ -13,41 +13,16 @@ import pytest
 from app.kafka.settings import KafkaSettings
 from tests.helpers import ROOT, run_seqwatch
 from tests.integration import events
-from tests.integration.harness import TopicReader, WorkerProcess, alert_id, produce
+from tests.integration.harness import (
+    SAMPLE_TOPICS,
+    Env,
+    TopicReader,
+    WorkerProcess,
+    alert_id,
+    produce,
+)
 
 SAMPLES = ROOT / "topics" / "samples"
-SAMPLE_TOPICS = ("winlogbeat", "logs-endpoint.events.process", "logs-endpoint.events.network")
-
-
-class Env:
-    """Unique topics, group and state for one worker under test."""
-
-    def __init__(self, kafka: KafkaSettings, tmp: Path, unique: str) -> None:
-        self.kafka = kafka
-        self.tmp = tmp
-        self.unique = unique
-        self.inputs = {name: f"{name}-{unique}" for name in SAMPLE_TOPICS}
-        self.alerts = f"alerts-{unique}"
-        self.deadletter = f"deadletter-{unique}"
-        self.group = f"group-{unique}"
-
-    def worker(self, *extra: str) -> WorkerProcess:
-        return WorkerProcess(
-            self.kafka,
-            self.tmp / "state",
-            self.tmp / "worker.log",
-            "--input-topics",
-            ",".join(self.inputs.values()),
-            "--alerts-topic",
-            self.alerts,
-            "--deadletter-topic",
-            self.deadletter,
-            "--group-id",
-            self.group,
-            "--partitions",
-            "4",
-            *extra,
-        )
 
 
 @pytest.fixture

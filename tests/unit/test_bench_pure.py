@@ -77,7 +77,7 @@ def test_pairs_alert_once_each_in_every_shape() -> None:
     """The latency phase's pairs must be what the rule alerts on, whatever the shape."""
     factory = latency.PairFactory(seed=7)
     assert {h.shape for h in factory.hosts} == set(SHAPES)
-    engine = Engine(load_rule(None), alert_cap=0)
+    engine = Engine(load_rule(None), alert_cap=0, clock=lambda: 1_900_000_000.0)  # pairs of 2027
     state = MemoryState()
     alerted: set[str] = set()
     entities: set[str] = set()

@@ -207,4 +207,4 @@ def test_event_round_trips_through_bytes() -> None:
     assert event.source == Source("winlogbeat", 4, 99)
     assert event.timestamp_ms == T0 + 5
     assert event.fields["destination.ip"] == "93.184.216.34"
-    assert iso(event.timestamp_ms) == event.doc["@timestamp"]
+    assert event.original is not None and iso(event.timestamp_ms) == event.original["@timestamp"]
