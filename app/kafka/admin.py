@@ -147,3 +147,15 @@ def delete_topics(admin: AdminClient, names: list[str], timeout: float = 30.0) -
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise SeqwatchError(f"cannot delete topic {name!r}: {exc.args[0].str()}") from exc
+
+
+def committed_offsets(admin: AdminClient, group: str, topic: str) -> dict[int, int]:
+    """A consumer group's committed offsets of one topic, {partition: offset} (-1: none)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+    metadata = admin.list_topics(topic=topic, timeout=10).topics[topic]
+    request = ConsumerGroupTopicPartitions(
+        group, [TopicPartition(topic, p) for p in metadata.partitions]
+    )
+    result = admin.list_consumer_group_offsets([request])[group].result(timeout=30)
+    return {tp.partition: tp.offset for tp in result.topic_partitions}

@@ -243,6 +243,49 @@ def test_a_refused_alert_commits_nothing_and_every_alert_arrives_once_fixed(env:
         worker.stop()
 
 
+def test_a_refused_forward_stalls_the_ingest_loudly_until_fixed(env: Env) -> None:
+    """A repartition topic that refuses every forwarded event: the ingest stage aborts,
+    backs off and says why, commits none of its input offsets, and catches up after."""
+    client, _ = kadmin.connect(env.kafka)
+    repartition = f"{env.group}-events-by-entity"
+    kadmin.create_topic(client, repartition, 4, 1, {"max.message.bytes": "300"})
+    ids = [events.entity(i, "stll") for i in range(20)]
+    worker = env.worker("--alert-cap", "0").start()
+    alerts = TopicReader(env.kafka, env.alerts)
+    try:
+        worker.wait_ready()
+        produce(
+            env.kafka,
+            env.inputs["winlogbeat"],
+            [r for i, e in enumerate(ids) for r in (events.start(e, i), events.network(e, i + 9))],
+        )
+        stalled = None
+        deadline = time.monotonic() + 60
+        while stalled is None and time.monotonic() < deadline:
+            worker.check_alive()
+            response = worker.health_response()
+            if response and response[0] == 503 and response[1]["status"] == "stalled":
+                stalled = response[1]["stalled"]
+            time.sleep(0.2)
+        assert stalled is not None, f"no stall reported\n{worker.log_tail()}"
+        assert repartition in stalled["reason"]
+        assert worker.metric('seqwatch_stalled{stage="ingest"}') == 1
+        assert worker.metric("seqwatch_delivery_failures_total") >= 1
+        assert "ingest stage stalled" in worker.log_text()
+        alerts.poll(1.0)
+        assert alerts.records == []
+        group = kadmin.committed_offsets(client, f"{env.group}.ingest", env.inputs["winlogbeat"])
+        assert not any(offset > 0 for offset in group.values()), "no input offset committed"
+
+        _alter_max_message_bytes(env.kafka, repartition, 1_048_576)
+        _exactly_once(alerts, set(ids), worker)
+        assert worker.metric('seqwatch_stalled{stage="ingest"}') == 0
+        assert "made progress again" in worker.log_text()
+        _clean_log(worker)
+    finally:
+        worker.stop()
+
+
 def test_poison_records_on_the_repartition_topic_are_deadlettered_once(env: Env) -> None:
     first = [events.entity(i, "psn1") for i in range(50)]
     second = [events.entity(i, "psn2") for i in range(50)]
