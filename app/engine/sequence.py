@@ -14,8 +14,8 @@ Bounded state (see `limits.Limits`): a key keeps at most `pending_starts` starts
 latest: a connection pairs with the latest start before it and consumes the older ones),
 `held_events` stage-2 events (the earliest: a start pairs with the earliest one after it)
 and `seen_markers` duplicate markers (those that expire last). Once a key's sequence has
-completed, stage-2 events later than its end are not held: only another start of the same
-process could pair with them, and a process starts once (they are counted as
+completed, stage-2 events at or after its start are not held: only another start of the
+same process could pair with them, and a process starts once (they are counted as
 `collapsed`). A build machine's MSBuild making thousands of connections therefore costs
 one small value, not one that grows with every connection.
 
@@ -23,7 +23,7 @@ State layout (all values JSON-compatible, all keys prefixed by the scope so that
 run while handling an event of that scope, only touches keys of its own changelog
 partition):
 - `k|<scope>|<join key>`: {"s": pending starts, "n": held stage-2 events, "seen": {digest:
-  time until which a duplicate of that record must be recognised}, "done": [end of the
+  time until which a duplicate of that record must be recognised}, "done": [start of the
   latest completed sequence, until when that is remembered], "ix": the expiry bucket the
   key is indexed in}
 - `m|<scope>`: {"wm": watermark, "src": {input: its latest event time}, "x": [expiry
@@ -188,7 +188,6 @@ class Matcher:
         entry = event.to_entry()
         keep = t >= cutoff  # older entries would be expired at once: match, do not store
         paired: Entry | None = None  # the start this event completes a sequence with
-        end = t  # the end of the sequence completed, if any
         marked = True  # whether a duplicate of this record must be recognised
         done = ks.get("done")
         if 1 in event.stages:
@@ -208,7 +207,7 @@ class Matcher:
                 ks["n"] = [n for n in ks["n"] if n is not net]
                 ks["s"] = [s for s in ks["s"] if _order(s) > _order(entry)]
                 self._emit(entry, net, meta, scope, alerts)
-                paired, end = entry, net["t"]
+                paired = entry
             elif keep:
                 self._pend(ks, entry)
                 marked = True
@@ -218,7 +217,7 @@ class Matcher:
         if marked and marker >= cutoff:
             ks["seen"][digest] = marker
         if paired is not None:
-            self._complete(ks, paired, end)
+            self._complete(ks, paired)
         self._bound_seen(ks)
         self._store(state, scope, meta, event.key, key_key, ks)
         state.set(meta_key, meta)
@@ -242,7 +241,7 @@ class Matcher:
             starts.pop(0)  # the oldest: a connection pairs with the latest before it
             self.stats.trim("pending_start")
 
-    def _complete(self, ks: dict[str, Any], start: Entry, end: int) -> None:
+    def _complete(self, ks: dict[str, Any], start: Entry) -> None:
         """A sequence of this key has completed: remember it, drop what it makes useless.
 
         The watermark moves back when an input shows up late (by up to `source_skew`), and
@@ -254,13 +253,13 @@ class Matcher:
         if ks["seen"].get(start["d"], until - 1) < until:
             ks["seen"][start["d"]] = until
         done = ks.get("done")
-        if done is None or done[0] < end:
-            ks["done"] = [end, until]
+        if done is None or done[0] < start["t"]:
+            ks["done"] = [start["t"], until]
         elif done[1] < until:
             done[1] = until
-        later = [n for n in ks["n"] if n["t"] >= end]
+        later = [n for n in ks["n"] if n["t"] >= start["t"]]
         if later:
-            ks["n"] = [n for n in ks["n"] if n["t"] < end]
+            ks["n"] = [n for n in ks["n"] if n["t"] < start["t"]]
             self.stats.collapsed += len(later)
 
     def _bound_seen(self, ks: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.engine import Engine, Reject, Source
 from app.worker import offsets, transactions
-from app.worker.batch import run_batch
+from app.worker.batch import BatchResult, run_batch
 from app.worker.deadletter import TOMBSTONE, deadletter_headers
 from app.worker.failures import Failures
 from app.worker.ingest import Ingest, IngestRunner, build_engine
@@ -122,25 +122,35 @@ def build_app(settings: WorkerSettings) -> faust.App:
         # own transaction and each key reaches the changelog once per batch.
         async for batch in stream.take_events(DETECT_BATCH, within=DETECT_WITHIN):
             async with transactions.EVENT_LOCK:
-                for events in _by_partition(batch):
-                    await _detect_partition(events)
+                done = [await _detect_partition(events) for events in _by_partition(batch)]
+                # Every send of the batch delivered before any event is acked (and so
+                # before the commit that waits for this lock); one wait for all of them.
+                for sent, deliveries in done:
+                    try:
+                        await asyncio.gather(*deliveries)
+                    except Exception as exc:
+                        first = sent.messages[0]
+                        failures.fatal(
+                            f"a send of the state stage was refused ({exc!r}) while handling "
+                            f"{first.topic}[{first.partition}] from offset {first.offset}",
+                            first.topic,
+                            first.partition,
+                            first.offset,
+                        )
+                for sent, _ in done:
+                    _report(sent)
 
-    async def _detect_partition(events: list[Any]) -> None:
-        first = events[0].message
-        scope = str(first.partition)
+    async def _detect_partition(events: list[Any]) -> tuple[BatchResult, list[Any]]:
+        """Run one partition's events and send their effects; returns the deliveries."""
+        messages = [e.message for e in events]
+        scope = str(messages[0].partition)
         # Table reads and writes, changelog writes and sends follow the current event:
         # make it one of this partition's (Faust's take_events does not set it here).
         token = transactions.set_current_event(events[-1])
         try:
-            batch = run_batch(engine, state, [e.message for e in events], scope)
-            stats.sequenced += batch.sequenced
-            if batch.watermark_ms is not None:
-                stats.watermark_ms[scope] = max(
-                    stats.watermark_ms.get(scope, 0), batch.watermark_ms
-                )
+            batch = run_batch(engine, state, messages, scope)
             # All state changes of the batch, then their changelog writes, then the alerts
-            # and dead letters: all in this partition's transaction, and all delivered
-            # before any event is acked. A refused send ends the worker uncommitted.
+            # and dead letters: all in this partition's transaction.
             batch.cache.flush()
             deliveries = await transactions.send_changelog_now(app.producer.buffer)
             for _, candidate, alert in batch.alerts:
@@ -161,32 +171,30 @@ def build_app(settings: WorkerSettings) -> faust.App:
                         ),
                     )
                 )
-            try:
-                await asyncio.gather(*deliveries)
-            except Exception as exc:
-                failures.fatal(
-                    f"a send of the state stage was refused ({exc!r}) while handling "
-                    f"{first.topic}[{first.partition}] from offset {first.offset}",
-                    first.topic,
-                    first.partition,
-                    first.offset,
-                )
-            for message, reject in batch.poisoned:
-                stats.state_rejects[reject.reason] += 1
-                log.error(
-                    "dead-lettered %s/%d@%d: %s (%s)",
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    reject.reason,
-                    reject.detail,
-                )
-            for message, _, alert in batch.alerts:
-                stats.alerts_sent += 1
-                latency.observe(max(0.0, time.time() - message.timestamp))
-                log.warning("ALERT %s", _describe(alert))
+            return batch, deliveries
         finally:
             transactions.reset_current_event(token)
+
+    def _report(batch: BatchResult) -> None:
+        """Counters and log lines of a batch whose effects Kafka has accepted."""
+        scope = str(batch.messages[0].partition)
+        stats.sequenced += batch.sequenced
+        if batch.watermark_ms is not None:
+            stats.watermark_ms[scope] = max(stats.watermark_ms.get(scope, 0), batch.watermark_ms)
+        for message, reject in batch.poisoned:
+            stats.state_rejects[reject.reason] += 1
+            log.error(
+                "dead-lettered %s/%d@%d: %s (%s)",
+                message.topic,
+                message.partition,
+                message.offset,
+                reject.reason,
+                reject.detail,
+            )
+        for message, _, alert in batch.alerts:
+            stats.alerts_sent += 1
+            latency.observe(max(0.0, time.time() - message.timestamp))
+            log.warning("ALERT %s", _describe(alert))
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -27,6 +27,7 @@ Found = tuple[Any, Event, dict[str, Any]]
 
 @dataclass
 class BatchResult:
+    messages: list[Any]
     cache: BatchState
     alerts: list[Found] = field(default_factory=list)
     poisoned: list[tuple[Any, Reject]] = field(default_factory=list)
@@ -39,7 +40,7 @@ def run_batch(engine: Engine, state: TableState, messages: list[Any], scope: str
     poisoned: dict[int, Reject] = {}
     before = engine.stats.copy()
     while True:
-        result = BatchResult(BatchState(state))
+        result = BatchResult(messages, BatchState(state))
         failed = _run(engine, messages, scope, poisoned, result)
         if failed is None:
             result.poisoned = [(messages[i], poisoned[i]) for i in sorted(poisoned)]
