@@ -127,12 +127,12 @@ def _topics(value: str) -> tuple[str, ...]:
 @click.option(
     "--ingest",
     envvar="SEQWATCH_INGEST",
-    type=click.Choice(["confluent", "confluent-thread", "faust"]),
+    type=click.Choice(["confluent", "confluent-thread"]),
     default="confluent",
     show_default=True,
     help=(
         "Who reads the shipper topics: a librdkafka stage in a process of its own (fast),"
-        " the same in a thread of the worker (one core), or a Faust agent (slow)."
+        " or the same in a thread of the worker (one core)."
     ),
 )
 @click.option(

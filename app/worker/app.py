@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from typing import Any
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.engine import Engine, Reject, Source
+from app.engine import Source
 from app.worker import offsets, transactions
 from app.worker.batch import BatchResult, run_batch
-from app.worker.deadletter import TOMBSTONE, deadletter_headers
+from app.worker.deadletter import deadletter_headers
 from app.worker.failures import Failures
 from app.worker.ingest import Ingest, IngestRunner, build_engine
 from app.worker.ingest_process import IngestProcess
@@ -100,20 +99,16 @@ def build_app(settings: WorkerSettings) -> faust.App:
     app.seqwatch_failures = failures  # type: ignore[attr-defined]
     registry, latency = build_registry(stats, engine, lambda: _table_size(table), failures.status)
 
-    runner: IngestRunner | None = None
-    if settings.ingest == "faust":
-        _faust_ingest(app, settings, engine, stats, by_entity, deadletter)
-    else:
-        stage = (
-            IngestProcess(settings, stats)
-            if settings.ingest == "confluent"
-            else Ingest(settings, engine, stats)
-        )
-        runner = IngestRunner(stage)
+    stage = (
+        IngestProcess(settings, stats)
+        if settings.ingest == "confluent"
+        else Ingest(settings, engine, stats)
+    )
+    runner = IngestRunner(stage)
 
-        @app.task
-        async def ingest_stage() -> None:
-            await runner.watch(app)
+    @app.task
+    async def ingest_stage() -> None:
+        await runner.watch(app)
 
     @app.agent(by_entity, name="detect")
     async def detect(stream: faust.StreamT) -> None:
@@ -217,11 +212,7 @@ def build_app(settings: WorkerSettings) -> faust.App:
                 if hasattr(app.tables.recovery, "completed")
                 else None,
                 "assigned": assigned,
-                "ingest": (
-                    {"alive": runner.ingest.alive, "assigned": runner.ingest.assignment}
-                    if runner is not None
-                    else {"alive": True, "assigned": "faust"}
-                ),
+                "ingest": {"alive": runner.ingest.alive, "assigned": runner.ingest.assignment},
                 "uptime_s": round(time.time() - stats.started, 1),
             },
             status=200 if status == "ok" else 503,
@@ -240,57 +231,6 @@ def build_app(settings: WorkerSettings) -> faust.App:
         )
 
     return app
-
-
-def _faust_ingest(
-    app: faust.App,
-    settings: WorkerSettings,
-    engine: Engine,
-    stats: WorkerStats,
-    by_entity: Any,
-    deadletter: Any,
-) -> None:
-    """The all-Faust ingest (`--ingest faust`): simpler, and slower by an order of magnitude."""
-    if settings.input_pattern:
-        source = app.topic(pattern=re.compile(settings.input_pattern))
-    else:
-        source = app.topic(*settings.input_topics)
-
-    @app.agent(source, name="ingest")
-    async def ingest(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            message = event.message
-            stats.events_in[message.topic] += 1
-            raw = message.value
-            src = Source(message.topic, message.partition, message.offset)
-            decoded = engine.decode(raw, src) if raw is not None else TOMBSTONE
-            if decoded is None:
-                stats.dropped += 1
-            elif isinstance(decoded, Reject):
-                stats.rejects[decoded.reason] += 1
-                stats.deadlettered += 1
-                await deadletter.send(
-                    key=message.key,
-                    value=raw if raw is not None else b"",
-                    headers=deadletter_headers(decoded, src, message.timestamp),
-                )
-                log.warning(
-                    "dead-lettered %s/%d@%d: %s (%s)",
-                    src.topic,
-                    src.partition,
-                    src.offset,
-                    decoded.reason,
-                    decoded.detail,
-                )
-            else:
-                stats.forwarded += 1
-                # Forward with the original record timestamp: the latency metric
-                # measures from the network event's arrival, not from this hop.
-                await by_entity.send(
-                    key=decoded.key.encode(),
-                    value=decoded.to_bytes(),
-                    timestamp=message.timestamp,
-                )
 
 
 def _by_partition(batch: Any) -> list[list[Any]]:

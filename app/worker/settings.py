@@ -15,7 +15,7 @@ DEFAULT_INPUT_TOPICS = (
     "logs-endpoint.events.network",
 )
 GUARANTEES = ("exactly_once", "at_least_once")
-INGESTS = ("confluent", "confluent-thread", "faust")
+INGESTS = ("confluent", "confluent-thread")
 
 
 @dataclass(frozen=True)
