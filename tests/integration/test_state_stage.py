@@ -9,8 +9,10 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -58,6 +60,34 @@ def _clean_log(worker: WorkerProcess) -> None:
     assert not found, f"{found} in the log\n{worker.log_tail()}"
     assert worker.metric("seqwatch_worker_restarts_total") == 0
     assert worker.metric("seqwatch_failing") == 0
+
+
+def _pairs(ids: list[str], base: int = 0) -> list[bytes]:
+    """A start and, 9 ms later, a connection for each process."""
+    return [
+        r
+        for i, e in enumerate(ids)
+        for r in (events.start(e, base + i), events.network(e, base + i + 9))
+    ]
+
+
+def _unhealthy(
+    worker: WorkerProcess, status: str, until: Callable[[dict[str, Any]], bool], timeout: float
+) -> dict[str, Any]:
+    """The /healthz body once it answers 503 with `status` and `until(body)` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        worker.check_alive()  # the supervisor lives on; its child is what may restart
+        response = worker.health_response()
+        if (
+            response
+            and response[0] == 503
+            and response[1]["status"] == status
+            and until(response[1])
+        ):
+            return response[1]
+        time.sleep(0.2)
+    raise AssertionError(f"no {status} report in {timeout} s\n{worker.log_tail()}")
 
 
 def _caught_up(worker: WorkerProcess, records: int, timeout: float = 120) -> None:
@@ -227,22 +257,8 @@ def test_a_refused_alert_commits_nothing_and_every_alert_arrives_once_fixed(env:
     try:
         worker.wait_ready()
         assert "takes records of at most 2000 bytes" in worker.log_text(), "warned at start"
-        produce(
-            env.kafka,
-            env.inputs["winlogbeat"],
-            [r for i, e in enumerate(ids) for r in (events.start(e, i), events.network(e, i + 9))],
-        )
-        failing = None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            worker.check_alive()  # the supervisor lives on; its child is what restarts
-            response = worker.health_response()
-            if response and response[0] == 503 and response[1]["failure"]["count"] >= 2:
-                failing = response[1]
-                break
-            time.sleep(0.2)
-        assert failing is not None, f"no failure reported\n{worker.log_tail()}"
-        assert failing["status"] == "failing"
+        produce(env.kafka, env.inputs["winlogbeat"], _pairs(ids))
+        failing = _unhealthy(worker, "failing", lambda h: h["failure"]["count"] >= 2, 120)
         assert "MessageSizeTooLarge" in failing["failure"]["reason"]
         assert worker.metric("seqwatch_failing") == 1
         alerts.poll(2.0)
@@ -273,20 +289,8 @@ def test_a_refused_forward_stalls_the_ingest_loudly_until_fixed(env: Env) -> Non
     alerts = TopicReader(env.kafka, env.alerts)
     try:
         worker.wait_ready()
-        produce(
-            env.kafka,
-            env.inputs["winlogbeat"],
-            [r for i, e in enumerate(ids) for r in (events.start(e, i), events.network(e, i + 9))],
-        )
-        stalled = None
-        deadline = time.monotonic() + 60
-        while stalled is None and time.monotonic() < deadline:
-            worker.check_alive()
-            response = worker.health_response()
-            if response and response[0] == 503 and response[1]["status"] == "stalled":
-                stalled = response[1]["stalled"]
-            time.sleep(0.2)
-        assert stalled is not None, f"no stall reported\n{worker.log_tail()}"
+        produce(env.kafka, env.inputs["winlogbeat"], _pairs(ids))
+        stalled = _unhealthy(worker, "stalled", lambda h: True, 60)["stalled"]
         assert repartition in stalled["reason"]
         assert worker.metric('seqwatch_stalled{stage="ingest"}') == 1
         assert worker.metric("seqwatch_delivery_failures_total") >= 1
@@ -313,15 +317,7 @@ def test_poison_records_on_the_repartition_topic_are_deadlettered_once(env: Env)
     try:
         worker.wait_ready()
         topic = env.inputs["winlogbeat"]
-
-        def pairs(ids: list[str], base: int) -> list[bytes]:
-            return [
-                r
-                for i, e in enumerate(ids)
-                for r in (events.start(e, base + i), events.network(e, base + i + 9))
-            ]
-
-        produce(env.kafka, topic, pairs(first, 0))
+        produce(env.kafka, topic, _pairs(first))
         alerts.wait_for(lambda recs: len(recs) >= len(first), alive=worker.check_alive)
         repartition = f"{env.group}-events-by-entity"
         producer = Producer({**producer_config(env.kafka), "partitioner": "murmur2_random"})
@@ -334,7 +330,7 @@ def test_poison_records_on_the_repartition_topic_are_deadlettered_once(env: Env)
         for n, value in enumerate(poison):
             producer.produce(repartition, key=f"poison-{n}".encode(), value=value)
         assert producer.flush(30) == 0
-        produce(env.kafka, topic, pairs(second, 60_000))
+        produce(env.kafka, topic, _pairs(second, 60_000))
         _exactly_once(alerts, set(first) | set(second), worker)
         dead = TopicReader(env.kafka, env.deadletter)
         dead.wait_for(lambda recs: len(recs) >= len(poison), alive=worker.check_alive)
