@@ -88,8 +88,10 @@ class KafkaSettings:
             ctx.load_cert_chain(self.ssl_certfile, self.ssl_keyfile, self.ssl_key_password)
         return ctx
 
-    def faust_broker(self) -> str:
-        return ";".join(f"kafka://{h.strip()}" for h in self.bootstrap.split(",") if h.strip())
+    def faust_broker(self, scheme: str = "kafka") -> str:
+        """Faust's broker URL; the scheme names the transport (`seqwatch` for the worker's)."""
+        hosts = (h.strip() for h in self.bootstrap.split(","))
+        return ";".join(f"{scheme}://{h}" for h in hosts if h)
 
     def faust_credentials(self) -> Any:
         """faust.SASLCredentials / SSLCredentials, or None for PLAINTEXT."""

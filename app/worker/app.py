@@ -22,10 +22,12 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.engine import Source
-from app.worker import offsets, transactions
 from app.worker.batch import BatchResult, run_batch
 from app.worker.deadletter import deadletter_headers
 from app.worker.failures import Failures
+from app.worker.faust_ext import versions
+from app.worker.faust_ext.app import SeqwatchApp, reset_current_event, set_current_event
+from app.worker.faust_ext.recovery import TableManager
 from app.worker.ingest import Ingest, IngestRunner, build_engine
 from app.worker.ingest_process import IngestProcess
 from app.worker.metrics import WorkerStats, build_registry
@@ -39,15 +41,17 @@ DETECT_WITHIN = 0.02
 """Seconds the detect agent waits to fill a batch: the latency a quiet stream pays."""
 
 
-def build_app(settings: WorkerSettings) -> faust.App:
+def build_app(settings: WorkerSettings) -> SeqwatchApp:
     """A configured Faust app; nothing connects until a faust.Worker runs it."""
+    versions.check()
     engine = build_engine(settings)
-    if settings.processing_guarantee == "exactly_once":
-        transactions.install()
-    offsets.install()
-    app = faust.App(
+    failures = Failures(settings.data_dir)
+    app = SeqwatchApp(
         settings.group_id,
-        broker=settings.kafka.faust_broker(),
+        failures=failures,
+        # seqwatch's transport (app.worker.faust_ext.transport), by its entry point
+        broker=settings.kafka.faust_broker(scheme="seqwatch"),
+        TableManager=TableManager,
         broker_credentials=settings.kafka.faust_credentials(),
         store="rocksdb://",
         datadir=str(settings.data_dir),
@@ -95,8 +99,6 @@ def build_app(settings: WorkerSettings) -> faust.App:
     )
     state = TableState(table)
     stats = WorkerStats()
-    failures = Failures(settings.data_dir)
-    app.seqwatch_failures = failures  # type: ignore[attr-defined]
     registry, latency = build_registry(stats, engine, lambda: _table_size(table), failures.status)
 
     stage = (
@@ -116,7 +118,7 @@ def build_app(settings: WorkerSettings) -> faust.App:
         # handled partition by partition, so that each partition's state changes go to its
         # own transaction and each key reaches the changelog once per batch.
         async for batch in stream.take_events(DETECT_BATCH, within=DETECT_WITHIN):
-            async with transactions.EVENT_LOCK:
+            async with app.event_lock:
                 done = [await _detect_partition(events) for events in _by_partition(batch)]
                 # Every send of the batch delivered before any event is acked (and so
                 # before the commit that waits for this lock); one wait for all of them.
@@ -141,13 +143,13 @@ def build_app(settings: WorkerSettings) -> faust.App:
         scope = str(messages[0].partition)
         # Table reads and writes, changelog writes and sends follow the current event:
         # make it one of this partition's (Faust's take_events does not set it here).
-        token = transactions.set_current_event(events[-1])
+        token = set_current_event(events[-1])
         try:
             batch = run_batch(engine, state, messages, scope)
             # All state changes of the batch, then their changelog writes, then the alerts
             # and dead letters: all in this partition's transaction.
             batch.cache.flush()
-            deliveries = await transactions.send_changelog_now(app.producer.buffer)
+            deliveries = await app.producer.buffer.send_now()
             for _, candidate, alert in batch.alerts:
                 deliveries.append(
                     await alerts_topic.send(
@@ -168,7 +170,7 @@ def build_app(settings: WorkerSettings) -> faust.App:
                 )
             return batch, deliveries
         finally:
-            transactions.reset_current_event(token)
+            reset_current_event(token)
 
     def _report(batch: BatchResult) -> None:
         """Counters and log lines of a batch whose effects Kafka has accepted."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.worker.offsets import skipped
+from app.worker.faust_ext.transport import skipped
 
 
 def test_nothing_acked_or_nothing_committed_is_no_hole() -> None:

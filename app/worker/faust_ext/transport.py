@@ -1,0 +1,256 @@
+"""The `seqwatch://` transport: Faust's aiokafka transport with seqwatch's fixes.
+
+Each class overrides the few methods its fix needs and calls the upstream one for the
+rest. The defects (F1..F9) are described in docs/faust-defects.md; the canary test of
+each is in tests/unit/test_faust_canaries.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from faust.streams import current_event
+from faust.transport import consumer as faust_consumer
+from faust.transport import producer as faust_producer
+from faust.transport.drivers import aiokafka as driver
+
+log = logging.getLogger("seqwatch.worker")
+
+FETCH_MAX_WAIT_MS = 100
+"""The worker consumer's fetch wait (Faust hard-codes 1,500 ms, see F8)."""
+
+
+class RecordsSkipped(RuntimeError):
+    """Records of a partition never reached the agent: restart to read them again."""
+
+
+class TransactionManager(faust_consumer.TransactionManager):
+    """F1: a send joins the transaction of the event being processed.
+
+    Faust picks the transactional producer of a send from its *destination* partition,
+    so an event re-keyed to partition q joined q's transaction (committed only when q's
+    own offsets advance: alerts stayed invisible), and a send to a topic the app does not
+    consume went out outside any transaction. Kafka Streams binds a task's outputs to the
+    transaction of its *input* partition; so does this.
+    """
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Any:
+        event = current_event()
+        if event is None:
+            return await super().send(
+                topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
+            )
+        source = event.message.tp
+        group = self.app.assignor.group_for_topic(source.topic)
+        tid = f"{self.app.conf.id}-{group}-{source.partition}"
+        destination = self.consumer.key_partition(topic, key, partition)
+        return await self.producer.send(
+            topic, key, value, destination, timestamp, headers, transactional_id=tid
+        )
+
+
+class ConsumerThread(driver.AIOKafkaConsumerThread):
+    async def _highwaters(self, partitions: list[Any]) -> Any:
+        """F5: end offsets from the broker (the last stable offset under read_committed).
+
+        Faust takes the end of a changelog partition to restore up to from a fetch cache
+        that is -1 before the first fetch: a worker taking over a partition restored
+        nothing and ran on empty state.
+        """
+        return await self._ensure_consumer().end_offsets(partitions)
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        """F8: Faust hard-codes fetch_max_wait_ms=1500, which a read_committed fetch that
+        finds nothing stable yet waits out in full (p99 detection latency past 1 s).
+        aiokafka's fetcher reads the consumer's setting when it starts."""
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+
+class Consumer(driver.Consumer):
+    def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+        """F2: no commit lands in the middle of a batch.
+
+        A transaction holding part of a batch's effects (its state changes, not yet its
+        alert) committed while the batch's offsets did not; after a crash the batch ran
+        again against state that marked it done and the alert was lost. The offsets are
+        read under the lock too: an event finished after they were read would otherwise
+        have its effects in this transaction and its offset in the next.
+        """
+        async with self.app.event_lock:
+            return bool(await super().force_commit(topics, start_new_transaction))
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        """F6: commit before partitions are revoked, as Kafka Streams does.
+
+        Faust forgets the acked offsets of revoked partitions but leaves their transaction
+        open; a worker that got a partition back restored the committed state, read the
+        events again and committed both runs (alerts twice). A failed commit here ends the
+        process (Producer.commit_transactions) instead of letting the rebalance go on
+        with RocksDB ahead of the changelog.
+        """
+        if not await self.commit():  # False also when it waited for a running commit
+            await self.commit()
+        await super().on_partitions_revoked(revoked)
+
+    def _new_offset(self, tp: Any) -> int | None:
+        """F4's safety net: offsets that never reached the agent restart the worker.
+
+        Faust refuses to commit past a hole in the acked offsets; if the hole is not a
+        known gap (a transaction marker) the records were lost by the consumer, and
+        only reading the partition again from its committed offset recovers them.
+        """
+        offset: int | None = super()._new_offset(tp)
+        if offset is None:
+            hole = skipped(self._acked.get(tp), self._committed_offset.get(tp))
+            if hole is not None:
+                self._restart(tp, hole)
+        return offset
+
+    def _restart(self, tp: Any, hole: tuple[int, int]) -> None:
+        app = self.app
+        if app.restarting is not None:
+            return  # already on its way down
+        first, last = hole
+        message = (
+            f"offsets {first}-{last} of {tp.topic}[{tp.partition}] never reached the detect "
+            "agent (lost by the Faust consumer); restarting to read them again from the "
+            "committed offset"
+        )
+        log.error(message)
+        app.restarting = asyncio.ensure_future(app.crash(RecordsSkipped(message)))
+
+
+def skipped(acked: list[int] | None, committed: int | None) -> tuple[int, int] | None:
+    """The offsets [first, last] that were never acked below the lowest acked one.
+
+    Mirrors the condition under which Faust's `_new_offset` returns None with acked
+    offsets waiting: one missing offset at the head is a transaction marker and fine.
+    """
+    if not acked or not committed:
+        return None
+    lowest = min(acked)
+    if lowest - committed > 1:
+        return committed, lowest - 1
+    return None
+
+
+class ChangelogBuffer(faust_producer.ProducerBuffer):
+    """F3: the agent sends its batch's changelog writes itself, and gets their futures.
+
+    Faust queues table changelog writes here for a background task. Waiting until the
+    queue looks empty is not enough: that task may hold a write (behind a metadata wait
+    or the transaction lock) when the batch is acked and a commit runs; the write then
+    lands in the next transaction and a kill -9 in between loses it. `send_now` waits out
+    the task, sends what is queued in order from the agent's own task, and returns the
+    delivery future of every write since the last call, so that a refused write fails
+    the batch instead of vanishing into a log line.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._taken: list[Any] = []
+
+    async def _send_pending(self, fut: Any) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+        self._taken.append(fut)
+        try:
+            await super()._send_pending(fut)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
+
+    async def send_now(self) -> list[Any]:
+        while self._in_flight:
+            await self._idle.wait()
+        pending = self.pending
+        writes = [pending.get_nowait() for _ in range(pending.qsize())]
+        for fut in writes:
+            await super()._send_pending(fut)
+        taken, self._taken = self._taken, []
+        return taken + writes
+
+
+class Producer(driver.Producer):
+    def __init__(self, transport: Any, loop: Any = None, **kwargs: Any) -> None:
+        super().__init__(transport, loop=loop, **kwargs)
+        self.buffer = ChangelogBuffer(loop=self.loop, beacon=self.beacon)
+        self.buffer.app = self.app
+
+    async def begin_transaction(self, transactional_id: str) -> None:
+        """F6's companion: a producer already in a transaction is left in it (Faust's
+        `maybe_begin_transaction` means that, and logged an error after a revocation
+        commit started the next transaction)."""
+        producer = self._transaction_producers.get(transactional_id)
+        if producer is not None and producer._txn_manager.is_in_transaction():
+            return
+        await super().begin_transaction(transactional_id)
+
+    async def commit_transactions(
+        self,
+        tid_to_offset_map: Any,
+        group_id: str,
+        start_new_transaction: bool = True,
+    ) -> None:
+        """F7: Faust's commit, tolerating producers between transactions (its double
+        commit at shutdown raised `IllegalOperation` and hung SIGTERM), and failing loudly.
+
+        Any failure to commit ends the worker (app.worker.failures): the transaction's
+        outcome is then unknown, and only a restart that fences it and rebuilds state from
+        the changelog is sure to agree with what Kafka holds. A commit for a transactional
+        id this worker has no producer for has nothing in flight to commit (its partition
+        was never assigned here, or its producer was closed with its partition): skipped.
+        """
+        failures = self.app.failures
+        committed: dict[tuple[str, int], int] = {}
+        for transactional_id, offsets in tid_to_offset_map.items():
+            producer = self._transaction_producers.get(transactional_id)
+            lock = self._trn_locks.get(transactional_id)
+            if producer is None or lock is None:
+                log.warning("commit for unknown transaction %s skipped", transactional_id)
+                continue
+            async with lock:
+                try:
+                    if not producer._txn_manager.is_in_transaction():
+                        await producer.begin_transaction()
+                    await producer.send_offsets_to_transaction(offsets, group_id)
+                    await producer.commit_transaction()
+                    if start_new_transaction:
+                        await producer.begin_transaction()
+                except Exception as exc:
+                    if failures is None:
+                        raise
+                    failures.fatal(f"commit of transaction {transactional_id} failed: {exc!r}")
+            committed.update({(tp.topic, tp.partition): o for tp, o in offsets.items()})
+        if failures is not None and committed:
+            assigned = {(tp.topic, tp.partition) for tp in self.app.consumer.assignment()}
+            failures.progressed(committed, assigned)
+
+
+class Transport(driver.Transport):
+    """Registered as `seqwatch` in the `faust.transports` entry point group."""
+
+    Consumer = Consumer
+    Producer = Producer
+    TransactionManager = TransactionManager
