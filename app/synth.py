@@ -1571,7 +1571,7 @@ class Synth:
             for _ in range(copies):
                 if disorder_us:
                     heapq.heappush(arrival, (us + int(random_() * disorder_us), next(counter), rec))
-                    while arrival[0][0] <= us:
+                    while arrival and arrival[0][0] <= us:  # a zero delay pops it at once
                         yield heapq.heappop(arrival)[2]
                 else:
                     yield rec
