@@ -1,7 +1,7 @@
 """Seeded generator of realistic Windows endpoint telemetry, as shippers put it on Kafka.
 
 Why: the benchmark needs hundreds of thousands of events with a known answer, and tests need
-the same shapes the engine meets in production (DESIGN.md section 3), without shipping large
+the same shapes the engine meets in production (docs/semantics.md, Inputs), without shipping large
 recordings. Every record is a JSON object in one of these shapes:
 
 - ``winlogbeat7``: Winlogbeat 7.x with its Sysmon module (ECS, nested, ``@metadata``), topic
@@ -1832,7 +1832,7 @@ def _sysmon_view(
 
 def rule_view(doc: Mapping[str, Any]) -> tuple[Any, ...] | None:
     """(entity id, process name, 'start'|'network'|None, destination ip, event ms) of a record
-    in any shape of DESIGN.md section 3, or None when the rule cannot use it.
+    in any shape of docs/semantics.md (Inputs), or None when the rule cannot use it.
 
     A deliberately small, independent reading of the shapes (not the engine's) used as a test
     oracle for the generator and the samples."""
@@ -1878,7 +1878,7 @@ def _excluded(dst: Any) -> bool:
 
 def reference_alerts(values: Iterable[bytes], ttl_ms: int = TTL_MS) -> set[str]:
     """Entity ids the rule alerts on over a set of record values, order-independent: the
-    oracle for DESIGN.md section 2 (latest pending start pairs; one alert per start)."""
+    oracle for docs/semantics.md (latest pending start pairs; one alert per start)."""
     per: dict[str, list[tuple[int, int]]] = {}
     for value in set(values):  # exact duplicates are one event
         v = rule_view(orjson.loads(value))

@@ -1,7 +1,7 @@
 """seqwatch's detection engine: pure Python, no Faust, no Kafka clients, no I/O.
 
 `load_rule` reads a rule file, `Engine.decode` turns record bytes into events, and
-`Engine.process` runs the sequence semantics of DESIGN.md section 2 against a StateStore.
+`Engine.process` runs the sequence semantics of docs/semantics.md against a StateStore.
 """
 
 from app.engine.core import Engine

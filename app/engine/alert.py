@@ -1,6 +1,6 @@
-"""The alert document (DESIGN.md section 5), built from the two events of a sequence.
+"""The alert document (docs/semantics.md, Alerts), built from the two events of a sequence.
 
-`alert.id` deliberately deviates from DESIGN.md section 5: it hashes the rule id and the
+`alert.id` deliberately differs from a coordinates-based id: it hashes the rule id and the
 content digest (sha256 of the raw record bytes) of the sequence's *first* event, not the
 source coordinates of both. Content, not coordinates, so `seqwatch detect` over a recording
 and the worker over a topic give the same id, and so does an exact duplicate redelivered

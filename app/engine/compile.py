@@ -6,7 +6,7 @@ into `process.name == "MSBuild.exe"` and `not x like "a"` into `x != "a"`, erasi
 case-insensitivity that is the point of `:` in Elasticsearch EQL, and the AST carries no
 source positions for error messages. Literal values are still decoded by eql's walker.
 
-Semantics are Elasticsearch's query translation (DESIGN.md section 2): a comparison on a
+Semantics are Elasticsearch's query translation (docs/semantics.md): a comparison on a
 missing field is false, `not` is plain negation (so `not cidrmatch(...)` is true when the
 address is missing or unparsable), and an array matches when any element does.
 """

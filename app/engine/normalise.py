@@ -1,4 +1,4 @@
-"""The shapes shippers send, seen through ECS field names (DESIGN.md section 3).
+"""The shapes shippers send, seen through ECS field names (docs/semantics.md, Inputs).
 
 ECS documents (Winlogbeat 7.x, Elastic Agent / Defend) are read as they are, with nested
 objects and dotted keys both resolving a field, as Elasticsearch does. Raw Sysmon records

@@ -1,6 +1,6 @@
 """Rules as data: a TOML file in Elastic detection-rules format, compiled once at load.
 
-The rule changes over time upstream (DESIGN.md section 1), so its query and metadata live in
+The rule changes over time upstream (docs/semantics.md), so its query and metadata live in
 a file; a rule that does not load never starts a worker, and the reason is one line.
 """
 

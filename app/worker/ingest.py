@@ -1,7 +1,7 @@
 """The fast ingest stage: confluent-kafka in a thread, feeding the Faust `detect` agent.
 
-Faust's own stream iteration tops out at a few thousand records/s per worker (DESIGN.md
-section 4 measured ~11,000/s doing nothing, and exactly-once costs more), while 99% of
+Faust's own stream iteration tops out at a few thousand records/s per worker (docs/design.md:
+measured ~11,000/s doing nothing, and exactly-once costs more), while 99% of
 shipper records cannot match the rule and need no state at all. This stage reads the
 shipper topics with librdkafka, decodes and prefilters each batch, and forwards only the
 candidate events, re-keyed by the join key, to the repartition topic that the Faust agent

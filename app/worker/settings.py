@@ -92,7 +92,7 @@ class WorkerSettings:
 
     @property
     def repartition_topic(self) -> str:
-        """Named by us, not by Faust's module path (DESIGN.md 9)."""
+        """Named by us, not by Faust's module path (docs/design.md)."""
         return f"{self.group_id}-events-by-entity"
 
     @property

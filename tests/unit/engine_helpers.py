@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 import zipfile
 from collections.abc import Iterable
@@ -25,9 +24,8 @@ T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z
 
 
 def shared_data() -> Path:
-    """../shared/data beside the clone, or $SEQWATCH_SHARED_DATA."""
-    env = os.environ.get("SEQWATCH_SHARED_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+    """The recordings the tests use, kept in the repository with their licences."""
+    return REPO / "tests" / "data"
 
 
 def archive_lines(path: Path) -> list[bytes]:

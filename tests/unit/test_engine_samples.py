@@ -1,4 +1,4 @@
-"""Real recorded telemetry from ../shared/data and the sample topics in topics/samples."""
+"""Real recorded telemetry from tests/data and the sample topics in topics/samples."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Shipper shapes (DESIGN.md section 3) and event time."""
+"""Shipper shapes (docs/semantics.md, Inputs) and event time."""
 
 from __future__ import annotations
 

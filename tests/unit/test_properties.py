@@ -45,7 +45,7 @@ def scenarios(draw: st.DrawFn) -> list[tuple[int, dict[str, Any]]]:
 
 def _oracle(docs: list[tuple[int, dict[str, Any]]]) -> set[str]:
     """Starts that must alert: one start per process alerts iff a qualifying network event
-    of that process lies in [start, start + TTL] (DESIGN.md section 2)."""
+    of that process lies in [start, start + TTL] (docs/semantics.md)."""
     eng = _engine()
     alerted = set()
     events = [eng.decode(orjson.dumps(d), Source("o", 0, 0)) for _, d in docs]

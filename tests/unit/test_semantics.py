@@ -1,4 +1,4 @@
-"""DESIGN.md section 2, bullet by bullet: the 7.10 rule's semantics, positive and negative."""
+"""docs/semantics.md, clause by clause: the 7.10 rule's semantics, positive and negative."""
 
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
 """Build the recorded-style sample topics (NDJSON per input topic) and their expected alerts.
 
 Why: no public recording of a real MSBuild.exe start followed by an MSBuild.exe network
-connection exists, so the alerting scenarios are built here from the shapes of DESIGN.md
-section 3 (with app.synth's renderers), next to verbatim excerpts of real shipper output from
+connection exists, so the alerting scenarios are built here from the shapes of docs/semantics.md
+(Inputs) (with app.synth's renderers), next to verbatim excerpts of real shipper output from
 OTRF Security-Datasets (MIT). Re-running this script reproduces every output byte for byte:
 
     .venv/bin/python topics/samples/build.py [DATA_DIR]
 
-DATA_DIR defaults to ../shared/data beside the repository.
+DATA_DIR defaults to tests/data (the recordings, with their licences).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from app.synth import (  # noqa: E402
     render_process_start,
 )
 
-DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "tests" / "data"
 FILES = {
     TOPIC_WINLOGBEAT: "winlogbeat.ndjson",
     TOPIC_PROCESS: "logs-endpoint.events.process.ndjson",
@@ -310,7 +310,7 @@ def build_synthetic(b: Builder) -> None:
         Scenario(
             "S3", "MSBuild DNS query only (Sysmon 22)", "winlogbeat7", msb3.entity_id, True,
             "A DNS event has no destination.ip; Elasticsearch runs `not cidrmatch` as a "
-            "must-not filter, so it matches and completes the sequence (DESIGN.md 2).",
+            "must-not filter, so it matches and completes the sequence (docs/semantics.md).",
             ["S3-start", "S3-dns"],
         )
     )  # fmt: skip
@@ -512,7 +512,7 @@ def readme(
 
 Recorded-style shipper output, one NDJSON file per input topic (one Kafka record value per
 line), for `seqwatch detect`, `seqwatch replay` and the tests. **Generated** by `build.py` from
-`../shared/data` and `app/synth.py`'s renderers; do not edit by hand, re-run:
+`tests/data` and `app/synth.py`'s renderers; do not edit by hand, re-run:
 
     .venv/bin/python topics/samples/build.py [DATA_DIR]
 
@@ -556,7 +556,7 @@ command lines name MSBuild.exe, their process is not).
   `security-datasets/empire_msbuild_dcerpc_wmi_smb.zip` (SDWIN-190518213907, MIT), original
   line → sample line: {empire_map}. Scenarios S7 and S7b.
 - Everything else ({n_synth} records, 2024-06-11 09:00-09:25 UTC) is **synthetic**, built by
-  `build.py` with `app.synth` in the shapes of DESIGN.md section 3: Winlogbeat 7.10 with its
+  `build.py` with `app.synth` in the shapes of docs/semantics.md (Inputs): Winlogbeat 7.10 with its
   Sysmon module (ECS), Winlogbeat 8.13 raw (`winlog.*`), Elastic Defend 8.13 via Elastic
   Agent's Kafka output (7 fractional digits, base64 entity ids), with background noise
   (svchost, chrome, edge, outlook, powershell, ... starts, connections, DNS, file, image-load
