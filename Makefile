@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# devtools/ (generator, bench, local Kafka, harness) is not installed with seqwatch:
+	@# the dev virtualenv sees it from this checkout.
+	@$(BIN)/python -c 'import site, sys; open(site.getsitepackages()[0] + "/seqwatch-devtools.pth", "w").write(sys.argv[1] + "\n")' "$(CURDIR)"
 	@rm -f $(VENV)/.installed-*; touch $@
 
 ## The main job: local Kafka, topics, a worker, the bundled samples replayed, alerts printed.
@@ -44,12 +47,12 @@ soak: install
 	$(BIN)/python -m tests.integration.soak --events $(EVENTS) --ttl 60s
 
 lint: install
-	$(BIN)/ruff check app tests topics
-	$(BIN)/ruff format --check app tests topics
+	$(BIN)/ruff check app devtools tests topics
+	$(BIN)/ruff format --check app devtools tests topics
 
 format: install
-	$(BIN)/ruff check --fix app tests topics
-	$(BIN)/ruff format app tests topics
+	$(BIN)/ruff check --fix app devtools tests topics
+	$(BIN)/ruff format app devtools tests topics
 
 kafka-up: install
 	$(SEQWATCH) kafka up

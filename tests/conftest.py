@@ -17,8 +17,8 @@ def kafka() -> Iterator[object]:
     A broker this session started is stopped at its end; one that was already running
     (a developer's) is left alone.
     """
-    from app.kafka.local import LocalKafka
     from app.kafka.settings import KafkaSettings
+    from devtools.kafka import LocalKafka
 
     bootstrap = os.environ.get("SEQWATCH_TEST_BOOTSTRAP")
     if bootstrap:

@@ -22,9 +22,9 @@ COMMANDS: dict[str, str] = {
     "record": "app.cli.record:record",
     "alerts": "app.cli.alerts:alerts",
     "topics": "app.cli.topics:topics",
-    "kafka": "app.cli.kafka:kafka",
-    "bench": "app.cli.bench:bench",
-    "demo": "app.cli.demo:demo",
+    "kafka": "devtools.cli.kafka:kafka",
+    "bench": "devtools.cli.bench:bench",
+    "demo": "devtools.cli.demo:demo",
 }
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from app.kafka.local import LocalKafka
 from app.kafka.settings import KafkaSettings
+from devtools.kafka import LocalKafka
 from tests.integration import events
 from tests.integration.harness import TopicReader, WorkerProcess, alert_id, produce
 

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from app.kafka.admin import connect
-from app.kafka.local import LocalKafka
 from app.kafka.settings import KafkaSettings
+from devtools.kafka import LocalKafka
 from tests.helpers import run_seqwatch
 
 PORT = "29192"

@@ -19,8 +19,8 @@ import orjson
 import pytest
 
 from app.kafka import admin as kadmin
-from app.kafka.local import SASL_USER, LocalKafka, make_ca
 from app.kafka.settings import KafkaSettings
+from devtools.kafka import SASL_USER, LocalKafka, make_ca
 from tests.helpers import run_seqwatch
 from tests.integration import events
 from tests.integration.harness import TopicReader, WorkerProcess, produce

@@ -108,7 +108,7 @@ def test_malformed_records_are_deadlettered_and_the_worker_keeps_alerting(
     alerts.wait_for(lambda recs: len(recs) >= 1, alive=running.check_alive)
     assert [_entity(a) for a in alerts.values()] == [good]
     running.check_alive()
-    metrics = running.metrics()
+    metrics = running.metrics_text()
     assert 'seqwatch_rejects_total{reason="not_json"} 1.0' in metrics
     assert "seqwatch_deadlettered_total 5.0" in metrics
 

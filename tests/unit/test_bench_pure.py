@@ -7,9 +7,10 @@ import random
 import orjson
 import pytest
 
-from app.bench import engine_run, latency, load, worker_run
 from app.engine import Engine, Event, MemoryState, Source, load_rule
-from app.synth import SHAPES, Record, generate
+from devtools import harness
+from devtools.bench import engine_run, latency, load
+from devtools.synth import SHAPES, Record, generate
 
 
 def test_names_share_one_prefix() -> None:
@@ -39,7 +40,7 @@ seqwatch_detection_latency_seconds_bucket{le="0.5"} 2.0
 seqwatch_detection_latency_seconds_count 2.0
 seqwatch_state_entries 7.0 1700000000000
 """
-    out = worker_run.parse_metrics(text)
+    out = harness.parse_metrics(text)
     assert out["seqwatch_events_in"] == 15.0
     assert out["seqwatch_forwarded"] == 3.0
     assert out["seqwatch_detection_latency_seconds_count"] == 2.0
@@ -49,14 +50,14 @@ seqwatch_state_entries 7.0 1700000000000
 
 def test_free_port_avoids_the_reserved_range() -> None:
     for _ in range(20):
-        assert worker_run.free_port() not in worker_run.RESERVED_PORTS
+        assert harness.free_port() not in harness.RESERVED_PORTS
 
 
 def test_worker_env_drops_stray_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from app.kafka.settings import KafkaSettings
 
     monkeypatch.setenv("SEQWATCH_INPUT_PATTERN", "^prod-.*")
-    env = worker_run.worker_env(KafkaSettings(bootstrap="h:1"))
+    env = harness.worker_env(KafkaSettings(bootstrap="h:1"))
     assert "SEQWATCH_INPUT_PATTERN" not in env
     assert env["SEQWATCH_BOOTSTRAP"] == "h:1"
 

@@ -7,7 +7,7 @@ import math
 import pytest
 from rich.console import Console
 
-from app.bench import report
+from devtools.bench import report
 
 
 def test_median_ignores_missing_and_nan() -> None:

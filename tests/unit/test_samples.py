@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from app.synth import RULE, reference_alerts, rule_view
+from devtools.synth import RULE, reference_alerts, rule_view
 
 SAMPLES = Path(__file__).resolve().parents[2] / "topics" / "samples"
 FILES = {

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app import synth
-from app.synth import (
+from devtools import synth
+from devtools.synth import (
     TOPIC_NETWORK,
     TOPIC_PROCESS,
     TOPIC_WINLOGBEAT,

@@ -2,7 +2,7 @@
 
 Why: no public recording of a real MSBuild.exe start followed by an MSBuild.exe network
 connection exists, so the alerting scenarios are built here from the shapes of docs/semantics.md
-(Inputs) (with app.synth's renderers), next to verbatim excerpts of real shipper output from
+(Inputs) (with devtools.synth's renderers), next to verbatim excerpts of real shipper output from
 OTRF Security-Datasets (MIT). Re-running this script reproduces every output byte for byte:
 
     .venv/bin/python topics/samples/build.py [DATA_DIR]
@@ -28,8 +28,8 @@ import orjson
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from app import synth  # noqa: E402
-from app.synth import (  # noqa: E402
+from devtools import synth  # noqa: E402
+from devtools.synth import (  # noqa: E402
     IMAGES,
     MSBUILD_FRAMEWORK,
     MSBUILD_VS,
@@ -512,7 +512,7 @@ def readme(
 
 Recorded-style shipper output, one NDJSON file per input topic (one Kafka record value per
 line), for `seqwatch detect`, `seqwatch replay` and the tests. **Generated** by `build.py` from
-`tests/data` and `app/synth.py`'s renderers; do not edit by hand, re-run:
+`tests/data` and `devtools/synth`'s renderers; do not edit by hand, re-run:
 
     .venv/bin/python topics/samples/build.py [DATA_DIR]
 
@@ -556,9 +556,10 @@ command lines name MSBuild.exe, their process is not).
   `security-datasets/empire_msbuild_dcerpc_wmi_smb.zip` (SDWIN-190518213907, MIT), original
   line → sample line: {empire_map}. Scenarios S7 and S7b.
 - Everything else ({n_synth} records, 2024-06-11 09:00-09:25 UTC) is **synthetic**, built by
-  `build.py` with `app.synth` in the shapes of docs/semantics.md (Inputs): Winlogbeat 7.10 with its
-  Sysmon module (ECS), Winlogbeat 8.13 raw (`winlog.*`), Elastic Defend 8.13 via Elastic
-  Agent's Kafka output (7 fractional digits, base64 entity ids), with background noise
+  `build.py` with `devtools.synth` in the shapes of docs/semantics.md (Inputs): Winlogbeat
+  7.10 with its Sysmon module (ECS), Winlogbeat 8.13 raw (`winlog.*`), Elastic Defend 8.13
+  via Elastic Agent's Kafka output (7 fractional digits, base64 entity ids), with background
+  noise
   (svchost, chrome, edge, outlook, powershell, ... starts, connections, DNS, file, image-load
   and registry events). No public recording of a real MSBuild.exe start followed by an
   MSBuild.exe connection exists.

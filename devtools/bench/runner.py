@@ -22,13 +22,14 @@ from typing import Any
 
 from rich.console import Console
 
-from app import synth
-from app.bench import baseline as base
-from app.bench import engine_run, latency, load, report
-from app.bench.alerts import AlertReader
-from app.bench.worker_run import BenchWorker, WorkerRun, WorkerSpec, run_end_to_end
-from app.kafka.local import KAFKA_VERSION, LocalKafka
 from app.kafka.settings import KafkaSettings
+from devtools import synth
+from devtools.bench import baseline as base
+from devtools.bench import engine_run, latency, load, report
+from devtools.bench.alerts import AlertReader
+from devtools.bench.worker_run import WorkerRun, WorkerSpec, run_end_to_end
+from devtools.harness import WorkerProcess
+from devtools.kafka import KAFKA_VERSION, LocalKafka
 
 
 @dataclass
@@ -100,7 +101,7 @@ class Bench:
         self.started_broker = False
         self.workdir = Path(tempfile.mkdtemp(prefix=f"seqwatch-bench-{self.names.run_id}-"))
         self.settings = options.kafka or KafkaSettings(bootstrap=f"127.0.0.1:{options.port}")
-        self.current_worker: BenchWorker | None = None
+        self.current_worker: WorkerProcess | None = None
         self.warnings: list[str] = []
 
     def say(self, text: str) -> None:
@@ -270,7 +271,7 @@ class Bench:
             summary=summary, rows=rows, ok=not problems, problems=problems, warnings=self.warnings
         )
 
-    def _track_worker(self, worker: BenchWorker) -> None:
+    def _track_worker(self, worker: WorkerProcess) -> None:
         self.current_worker = worker
 
     @staticmethod
@@ -347,7 +348,7 @@ class Bench:
             log_path=self.workdir / "lat.log",
         )
         (self.workdir / "lat").mkdir(parents=True, exist_ok=True)
-        worker = BenchWorker(self.settings, spec).start()
+        worker = spec.worker(self.settings).start()
         self.current_worker = worker
         reader: AlertReader | None = None
         run = latency.LatencyRun()

@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, TopicPartition
 from app.kafka import admin as kadmin
 from app.kafka.io import ensure_topic, replay
 from app.kafka.settings import KafkaSettings
-from app.synth import TOPIC_NETWORK, TOPIC_PROCESS, TOPIC_WINLOGBEAT, Record
+from devtools.synth import TOPIC_NETWORK, TOPIC_PROCESS, TOPIC_WINLOGBEAT, Record
 
 SHIPPER_TOPICS: tuple[str, ...] = (TOPIC_WINLOGBEAT, TOPIC_PROCESS, TOPIC_NETWORK)
 PARTITIONS = 4

@@ -1,54 +1,42 @@
 """A real single-node Apache Kafka (KRaft) for development and tests, without Docker.
 
-Kafka's jars come from Maven Central through the machine's Maven into a cache outside
-the repository; the broker runs as a detached JVM whose pid, config, data and log live
-in one run directory per port, so `up` can be idempotent and `down` can find it again.
+Kafka's jars come from Maven Central (`artifacts`); the broker runs as a detached JVM
+whose pid, config, data and log live in one run directory per port, so `up` can be
+idempotent and `down` can find it again.
 
-`up --secure` adds a SASL_SSL listener (TLS, SCRAM-SHA-512 and PLAIN) on port+2 with a
-private CA made by the JDK's keytool (Java is needed anyway; nothing else to install).
-Secrets live in files of mode 600 in the run directory and are never printed.
+`up --secure` adds a SASL_SSL listener (TLS, SCRAM-SHA-512 and PLAIN) on port+2 with the
+certificates and secrets of `pki`.
 """
 
 from __future__ import annotations
 
 import base64
-import ipaddress
 import os
-import secrets
 import shlex
 import shutil
 import signal
 import socket
-import string
 import subprocess
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
-from app.errors import ConfigError, SeqwatchError
+from app.errors import SeqwatchError
 from app.kafka.settings import KafkaSettings
-
-KAFKA_VERSION = "4.1.1"
-"""Kafka 4.1: KRaft only, and the oldest 4.x line that aiokafka 0.14 and librdkafka 2.x
-both speak to without the protocol versions removed in 4.0."""
+from devtools.kafka.artifacts import KAFKA_VERSION, cache_root, ensure_libs, require_tool
+from devtools.kafka.pki import (
+    SecureFiles,
+    ensure_broker_material,
+    read_secret,
+    write_private,
+)
 
 SASL_USER = "seqwatch"
 SECURE_MECHANISMS = ("SCRAM-SHA-512", "PLAIN")
 """SCRAM first: it is what we recommend (the password never crosses the wire)."""
 SECURE_PORT_OFFSET = 2
 """The SASL_SSL listener's port relative to the client port (port+1 is the controller)."""
-
-
-def cache_root() -> Path:
-    """Where jars and run directories live: outside the repo, shared by clones."""
-    env = os.environ.get("SEQWATCH_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "seqwatch"
 
 
 @dataclass(frozen=True)
@@ -125,6 +113,16 @@ class LocalKafka:
         """The SASL password of `SASL_USER` (SCRAM and PLAIN alike)."""
         return self.secure_dir / "sasl.password"
 
+    @property
+    def secure_files(self) -> SecureFiles:
+        return SecureFiles(
+            self.secure_dir,
+            self.password_file,
+            self.keystore_password_file,
+            self.ca_file,
+            self.keystore_file,
+        )
+
     def runs_secure(self) -> bool:
         """Whether the last `up` configured the SASL_SSL listener (what a running broker has)."""
         try:
@@ -139,7 +137,7 @@ class LocalKafka:
             security_protocol="SASL_SSL",
             sasl_mechanism=mechanism,
             sasl_username=SASL_USER,
-            sasl_password=_read_secret(self.password_file),
+            sasl_password=read_secret(self.password_file),
             ssl_cafile=str(self.ca_file),
         )
 
@@ -175,12 +173,12 @@ class LocalKafka:
         java = require_tool("java", "Java 17+ is needed to run the local Kafka broker")
         ports = [self.port, self.controller_port] + ([self.secure_port] if self.secure else [])
         _check_ports_free(self.host, ports)
-        self.ensure_libs()
+        ensure_libs(self.libs_dir, self.version)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.secure:
-            self._ensure_secure_material(java)
+            ensure_broker_material(self.secure_files, self.host, java)
         # Private: with --secure it holds the keystore and PLAIN passwords.
-        _write_private(self.config_file, self.server_properties())
+        write_private(self.config_file, self.server_properties())
         (self.run_dir / "log4j2.properties").write_text(_log4j2_properties(self.log_file))
         fresh = not (self.data_dir / "meta.properties").exists()
         if fresh:
@@ -295,39 +293,6 @@ class LocalKafka:
 
     # -- pieces --------------------------------------------------------------------
 
-    def ensure_libs(self) -> Path:
-        """Resolve Kafka's runtime jars into the cache once; later calls are free."""
-        marker = self.libs_dir / ".complete"
-        if marker.exists():
-            return self.libs_dir
-        mvn = require_tool("mvn", "Maven is needed once to fetch Kafka from Maven Central")
-        self.libs_dir.mkdir(parents=True, exist_ok=True)
-        pom = resources.files("app.kafka").joinpath("pom.xml")
-        with resources.as_file(pom) as pom_path:
-            result = subprocess.run(
-                [
-                    mvn,
-                    "-q",
-                    "-B",
-                    "-f",
-                    str(pom_path),
-                    f"-Dkafka.version={self.version}",
-                    "dependency:copy-dependencies",
-                    f"-DoutputDirectory={self.libs_dir}",
-                    "-DincludeScope=runtime",
-                ],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-        if result.returncode != 0:
-            last = (result.stdout + result.stderr).strip().splitlines()[-1:] or ["no output"]
-            raise SeqwatchError(
-                f"Maven could not resolve org.apache.kafka:kafka_2.13:{self.version}: {last[0]}"
-            )
-        marker.touch()
-        return self.libs_dir
-
     def server_properties(self) -> str:
         """One combined broker+controller; internal topics with replication factor 1."""
         props: dict[str, str] = {
@@ -363,8 +328,8 @@ class LocalKafka:
 
     def _secure_properties(self) -> dict[str, str]:
         """The SASL_SSL listener. Inter-broker and controller traffic stay PLAINTEXT."""
-        password = _read_secret(self.password_file)
-        store_password = _read_secret(self.keystore_password_file)
+        password = read_secret(self.password_file)
+        store_password = read_secret(self.keystore_password_file)
         name = "listener.name.sasl_ssl"
         # Kafka logs these as [hidden] (they are PASSWORD configs).
         plain_jaas = (
@@ -396,100 +361,6 @@ class LocalKafka:
             f"{name}.ssl.client.auth": "none",
         }
 
-    def _ensure_secure_material(self, java: str) -> None:
-        """Passwords and certificates, made once per run directory and kept."""
-        _private_dir(self.secure_dir)
-        for path in (self.password_file, self.keystore_password_file):
-            if not path.exists():
-                _write_private(path, _new_password() + "\n")
-        if self.ca_file.exists() and self.keystore_file.exists():
-            return
-        keytool = find_keytool(java)
-        store_password = _read_secret(self.keystore_password_file)
-        with tempfile.TemporaryDirectory(dir=self.secure_dir) as tmp:
-            work = Path(tmp)
-            ca_store = work / "ca.p12"
-            ca_pem = make_ca(ca_store, store_password, "seqwatch local Kafka CA", keytool)
-            broker_store = work / "broker.p12"
-            _keytool_run(
-                keytool,
-                store_password,
-                "-genkeypair",
-                "-alias",
-                "broker",
-                "-keyalg",
-                "EC",
-                "-groupname",
-                "secp256r1",
-                "-validity",
-                "3650",
-                "-dname",
-                "CN=localhost, O=seqwatch",
-                "-keystore",
-                str(broker_store),
-            )
-            csr, signed = work / "broker.csr", work / "broker.pem"
-            _keytool_run(
-                keytool,
-                store_password,
-                "-certreq",
-                "-alias",
-                "broker",
-                "-keystore",
-                str(broker_store),
-                "-file",
-                str(csr),
-            )
-            _keytool_run(
-                keytool,
-                store_password,
-                "-gencert",
-                "-rfc",
-                "-alias",
-                "ca",
-                "-keystore",
-                str(ca_store),
-                "-infile",
-                str(csr),
-                "-outfile",
-                str(signed),
-                "-validity",
-                "3650",
-                "-ext",
-                f"SAN={self._subject_alt_names()}",
-                "-ext",
-                "KeyUsage:critical=digitalSignature",
-                "-ext",
-                "ExtendedKeyUsage=serverAuth",
-            )
-            # The CA first, so that keytool can build the chain of the signed reply.
-            for alias, cert in (("ca", ca_pem), ("broker", signed)):
-                _keytool_run(
-                    keytool,
-                    store_password,
-                    "-importcert",
-                    "-noprompt",
-                    "-alias",
-                    alias,
-                    "-file",
-                    str(cert),
-                    "-keystore",
-                    str(broker_store),
-                )
-            os.chmod(broker_store, 0o600)
-            os.replace(broker_store, self.keystore_file)
-            # The CA's private key dies with `work`: nothing can sign another certificate.
-            shutil.copyfile(ca_pem, self.ca_file)
-
-    def _subject_alt_names(self) -> str:
-        names = {"dns:localhost", "ip:127.0.0.1"}
-        try:
-            ipaddress.ip_address(self.host)
-            names.add(f"ip:{self.host}")
-        except ValueError:
-            names.add(f"dns:{self.host}")
-        return ",".join(sorted(names))
-
     def _upsert_scram(self) -> None:
         """Create (or reset) the SCRAM user over the PLAINTEXT listener."""
         from confluent_kafka import KafkaException
@@ -504,7 +375,7 @@ class LocalKafka:
         upsert = UserScramCredentialUpsertion(
             SASL_USER,
             ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
-            _read_secret(self.password_file).encode(),
+            read_secret(self.password_file).encode(),
         )
         try:
             for future in admin.alter_user_scram_credentials([upsert]).values():
@@ -537,9 +408,9 @@ class LocalKafka:
         if self.secure:
             # The SCRAM user goes into the metadata log at format time. Through a java
             # @argfile (mode 600) so that the password never shows in `ps`.
-            password = _read_secret(self.password_file)
+            password = read_secret(self.password_file)
             argfile = self.secure_dir / "format.args"
-            _write_private(
+            write_private(
                 argfile,
                 f"--add-scram\nSCRAM-SHA-512=[name={SASL_USER},password={password}]\n",
             )
@@ -575,112 +446,7 @@ class LocalKafka:
         ]
 
 
-def make_ca(store: Path, store_password: str, name: str, keytool: str | None = None) -> Path:
-    """A self-signed CA in a PKCS12 keystore; returns its certificate as PEM next to it."""
-    keytool = keytool or find_keytool()
-    _keytool_run(
-        keytool,
-        store_password,
-        "-genkeypair",
-        "-alias",
-        "ca",
-        "-keyalg",
-        "EC",
-        "-groupname",
-        "secp256r1",
-        "-validity",
-        "3650",
-        "-dname",
-        f"CN={name}, O=seqwatch",
-        "-ext",
-        "BasicConstraints:critical=ca:true",
-        "-ext",
-        "KeyUsage:critical=keyCertSign,cRLSign",
-        "-keystore",
-        str(store),
-    )
-    pem = store.with_suffix(".pem")
-    _keytool_run(
-        keytool,
-        store_password,
-        "-exportcert",
-        "-rfc",
-        "-alias",
-        "ca",
-        "-keystore",
-        str(store),
-        "-file",
-        str(pem),
-    )
-    return pem
-
-
-def find_keytool(java: str | None = None) -> str:
-    """The keytool of the JDK that runs Kafka, else the one on PATH."""
-    java = java or shutil.which("java")
-    beside = Path(java).resolve().parent / "keytool" if java else None
-    if beside is not None and beside.exists():
-        return str(beside)
-    return require_tool("keytool", "the JDK's keytool makes the broker's TLS certificates")
-
-
-_KEYTOOL_JVM = ("-J-XX:TieredStopAtLevel=1", "-J-XX:+UseSerialGC", "-J-XX:-UsePerfData")
 """Short-lived JVMs: the C1 compiler and serial GC about halve keytool's start-up."""
-
-
-def _keytool_run(keytool: str, store_password: str, *args: str) -> None:
-    """Run keytool with the store password in its environment, never on its command line."""
-    result = subprocess.run(
-        [
-            keytool,
-            *_KEYTOOL_JVM,
-            *args,
-            "-storetype",
-            "PKCS12",
-            "-storepass:env",
-            "SEQWATCH_KEYSTORE_PASS",
-        ],
-        env={**os.environ, "SEQWATCH_KEYSTORE_PASS": store_password},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["?"]
-        raise SeqwatchError(f"keytool {args[0]} failed: {detail[0].replace(store_password, '***')}")
-
-
-def _new_password() -> str:
-    """Letters and digits only: safe inside JAAS quotes, SCRAM specs and shells."""
-    alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(32))
-
-
-def _read_secret(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError as exc:
-        raise SeqwatchError(f"cannot read {path}: {exc.strerror}") from exc
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a file only its owner can read, whatever the umask, even when it existed."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-
-
-def _private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-
-
-def require_tool(name: str, why: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise ConfigError(f"'{name}' not found on PATH: {why}")
-    return path
 
 
 def wait_until_ready(

@@ -23,8 +23,8 @@ from rich.console import Console
 
 from app.errors import SeqwatchError
 from app.kafka import io
-from app.kafka.local import LocalKafka
 from app.kafka.settings import KafkaSettings
+from devtools.kafka import LocalKafka
 
 SAMPLES = Path(__file__).resolve().parents[2] / "topics" / "samples"
 SAMPLE_FILES = ("logs-endpoint.events.network", "logs-endpoint.events.process", "winlogbeat")

@@ -1,6 +1,6 @@
 """`seqwatch bench`: the benchmark of issue 6, rerunnable by anyone with `make bench`.
 
-Thin on purpose: options and exit status here, the phases in app/bench/. Progress goes to
+Thin on purpose: options and exit status here, the phases in devtools/bench/. Progress goes to
 stderr so that stdout carries only the table and, with --json, one JSON object last.
 """
 
@@ -75,7 +75,7 @@ def bench(
     steady load, and the detect engine alone, on a generated realistic stream.
 
     Without --bootstrap it uses (and if needed starts) the local broker on --port."""
-    from app.bench.runner import Bench, BenchOptions, print_result
+    from devtools.bench.runner import Bench, BenchOptions, print_result
 
     problems = []
     if events <= 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import orjson
 
-from app.kafka.local import KAFKA_VERSION, SASL_USER, SECURE_MECHANISMS, LocalKafka
+from devtools.kafka import KAFKA_VERSION, SASL_USER, SECURE_MECHANISMS, LocalKafka
 
 _port = click.option(
     "--port",

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from app.engine import Engine, Event, MemoryState, load_rule
-from app.synth import Record
+from devtools.synth import Record
 
 BLOCK_BYTES = 1 << 19
 """app/cli/detect.py's _CHUNK: blocks of whole lines of about this size."""

@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
-from app.bench.alerts import AlertReader, AlertTally
 from app.kafka.io import producer_config
 from app.kafka.settings import KafkaSettings
-from app.synth import (
+from devtools.bench.alerts import AlertReader, AlertTally
+from devtools.synth import (
     DEFAULT_SHAPES,
     MSBUILD_FRAMEWORK,
     Host,
@@ -212,7 +212,7 @@ def wait_for_alerts(reader: AlertReader, expected: int, quiet: float = 10.0) -> 
 
 
 def describe(run: LatencyRun) -> dict[str, Any]:
-    from app.bench.report import latency_summary
+    from devtools.bench.report import latency_summary
 
     tally = run.tally
     return {
