@@ -46,7 +46,9 @@ def duration_flag(name: str, help: str, seconds: bool = False) -> dict[str, Flag
             parse=lambda text: parse_duration(text, what=name) / 1000,
             show=lambda s: format_duration(round(s * 1000)),
         )
-    return flag(name, help, parse=lambda text: parse_duration(text, what=name), show=format_duration)
+    return flag(
+        name, help, parse=lambda text: parse_duration(text, what=name), show=format_duration
+    )
 
 
 def flags_of(cls: type) -> list[tuple[tuple[str, ...], Flag, Any]]:

@@ -35,17 +35,22 @@ class LiveTopic:
 
 
 def default_spec_path() -> Path:
-    """SEQWATCH_TOPICS, else ./topics/topics.toml, else the one beside the package."""
+    """SEQWATCH_TOPICS, else ./topics/topics.toml, else the copy installed with seqwatch."""
     env = os.environ.get("SEQWATCH_TOPICS")
     if env:
         return Path(env)
     local = Path("topics/topics.toml")
     if local.exists():
         return local
-    return Path(__file__).resolve().parents[1] / "topics" / "topics.toml"
+    return Path(__file__).resolve().parent / "topics.toml"  # a link to topics/topics.toml
 
 
-def load_specs(path: Path | None = None, replication_factor: int | None = None) -> list[TopicSpec]:
+def load_specs(
+    path: Path | None = None,
+    replication_factor: int | None = None,
+    group_id: str = "seqwatch",
+) -> list[TopicSpec]:
+    """The declared topics; `{group}` in a name is `group_id` (the worker's internal topics)."""
     path = path or default_spec_path()
     try:
         data = tomllib.loads(path.read_text())
@@ -67,7 +72,7 @@ def load_specs(path: Path | None = None, replication_factor: int | None = None) 
             raise ConfigError(f"topic file {path}: topic {name!r} needs partitions >= 1")
         specs.append(
             TopicSpec(
-                name=name,
+                name=name.replace("{group}", group_id),
                 role=role,
                 partitions=partitions,
                 replication_factor=int(body.get("replication_factor", rf)),

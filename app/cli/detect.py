@@ -12,12 +12,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import click
 
-from app.durations import format_duration, parse_duration
-from app.engine import Engine, Event, MemoryState, load_rule
+from app.cli.options import settings_from, settings_options
+from app.durations import format_duration
+from app.engine import Engine, EngineSettings, Event, MemoryState, load_rule
 from app.errors import ConfigError
 
 
@@ -65,38 +66,16 @@ def _blocks(names: tuple[str, ...]) -> Iterator[tuple[int, str, bytes]]:
 @click.command("detect")
 @click.argument("files", nargs=-1, metavar="[FILE ...]")
 @click.option("--rule", "rule_path", metavar="FILE", help="Rule TOML (default: bundled 7.10 v5).")
-@click.option("--ttl", default="9m", show_default=True, help="Longest pair span and state TTL.")
-@click.option("--lateness", default="60s", show_default=True, help="Allowed out-of-orderness.")
-@click.option(
-    "--alert-cap",
-    type=int,
-    default=100,
-    show_default=True,
-    help="Max alerts per --cap-window of event time (0 = unlimited).",
-)
-@click.option("--cap-window", default="5m", show_default=True, help="Alert cap bucket.")
-def detect(
-    files: tuple[str, ...],
-    rule_path: str | None,
-    ttl: str,
-    lateness: str,
-    alert_cap: int,
-    cap_window: str,
-) -> None:
+@settings_options(EngineSettings)
+def detect(files: tuple[str, ...], rule_path: str | None, **options: Any) -> None:
     """Run the rule over NDJSON FILEs (or stdin, or '-'); alerts to stdout as NDJSON."""
     rule = load_rule(rule_path)
-    ttl_ms = parse_duration(ttl, what="--ttl")
-    lateness_ms = parse_duration(lateness, what="--lateness")
-    window_ms = parse_duration(cap_window, what="--cap-window")
-    if ttl_ms <= 0:
-        raise ConfigError(f"--ttl must be positive, got {ttl}")
-    if alert_cap < 0:
-        raise ConfigError(f"--alert-cap must be 0 (unlimited) or more, got {alert_cap}")
+    settings: EngineSettings = settings_from(EngineSettings, options).validate()
     names = files or ("-",)
     for name in names:
         if name != "-" and not Path(name).is_file():
             _open(name)  # raises the right ConfigError
-    engine = Engine(rule, ttl_ms, lateness_ms, alert_cap, window_ms)
+    engine = Engine.from_settings(rule, settings)
     state = MemoryState(serialize=False)
     out = sys.stdout.buffer
     scan, process, dumps = engine.scan_block, engine.process, engine.alert_bytes
@@ -115,7 +94,7 @@ def detect(
                     out.write(dumps(alert) + b"\n")
     out.flush()
     elapsed = time.perf_counter() - started
-    _summary(engine, elapsed, ttl_ms, lateness_ms)
+    _summary(engine, elapsed, settings.ttl_ms, settings.lateness_ms)
 
 
 def _summary(engine: Engine, elapsed: float, ttl_ms: int, lateness_ms: int) -> None:

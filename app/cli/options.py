@@ -1,4 +1,9 @@
-"""Options shared by every subcommand that talks to Kafka (flags and SEQWATCH_* variables)."""
+"""Options shared by subcommands: the Kafka connection, and options derived from settings.
+
+`settings_options(cls)` turns the `Flag`s declared on a settings dataclass's fields
+(app.options) into click options, and `settings_from(cls, params)` builds the settings
+back from them: defaults, help texts and SEQWATCH_* variables live on the settings.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 import click
 
 from app.kafka.settings import MECHANISMS, PROTOCOLS, KafkaSettings
+from app.options import flags_of
 
 _KAFKA_OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     click.option(
@@ -74,3 +80,47 @@ def pop_kafka_settings(params: dict[str, Any]) -> KafkaSettings:
     if values["sasl_mechanism"]:
         values["sasl_mechanism"] = values["sasl_mechanism"].upper()
     return KafkaSettings(**values)
+
+
+def settings_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Click options for every flagged field of `cls`, nested settings included."""
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for path, flag, default in reversed(flags_of(cls)):
+            shown = flag.show(default) if flag.show is not None and default is not None else default
+            kind: Any = click.Choice(flag.choices) if flag.choices else flag.kind
+            func = click.option(
+                flag.name,
+                "__".join(path),
+                envvar=flag.envvar,
+                default=shown,
+                show_default=default is not None,
+                type=kind,
+                help=flag.help,
+            )(func)
+        return func
+
+    return decorate
+
+
+def settings_from(cls: type, params: dict[str, Any], **given: Any) -> Any:
+    """`cls` from the options `settings_options(cls)` added (taken out of `params`)."""
+    values: dict[tuple[str, ...], Any] = {}
+    for path, flag, _ in flags_of(cls):
+        raw = params.pop("__".join(path))
+        values[path] = flag.parse(raw) if flag.parse is not None and raw is not None else raw
+    return _build(cls, values, given)
+
+
+def _build(cls: type, values: dict[tuple[str, ...], Any], given: dict[str, Any]) -> Any:
+    kwargs = dict(given)
+    nested: dict[str, dict[tuple[str, ...], Any]] = {}
+    for path, value in values.items():
+        if len(path) == 1:
+            kwargs[path[0]] = value
+        else:
+            nested.setdefault(path[0], {})[path[1:]] = value
+    defaults = cls()
+    for name, sub in nested.items():
+        kwargs[name] = _build(type(getattr(defaults, name)), sub, {})
+    return cls(**kwargs)

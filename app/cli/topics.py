@@ -17,6 +17,13 @@ _file = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Topic declarations [default: $SEQWATCH_TOPICS or topics/topics.toml].",
 )
+_group = click.option(
+    "--group-id",
+    envvar="SEQWATCH_GROUP_ID",
+    default="seqwatch",
+    show_default=True,
+    help="The workers' group: it names their internal topics ({group} in the file).",
+)
 
 
 @click.group()
@@ -27,6 +34,7 @@ def topics() -> None:
 @topics.command()
 @kafka_options
 @_file
+@_group
 @click.option("--replication-factor", type=int, help="Override the file's default replication.")
 @click.option(
     "--check", is_flag=True, help="Create nothing; exit 1 if anything is missing or differs."
@@ -35,6 +43,7 @@ def topics() -> None:
 def apply(
     kafka: KafkaSettings,
     spec_file: Path | None,
+    group_id: str,
     replication_factor: int | None,
     check: bool,
     timeout: float,
@@ -44,7 +53,7 @@ def apply(
     Exit status: 0 when every topic matches (or was created), 1 when drift or (with
     --check) missing topics were found.
     """
-    specs = load_specs(spec_file, replication_factor)
+    specs = load_specs(spec_file, replication_factor, group_id)
     client, metadata = kadmin.connect(kafka, timeout=timeout)
     existing = [s.name for s in specs if s.name in metadata.topics]
     configs = kadmin.describe_configs(client, existing)
@@ -72,9 +81,10 @@ def apply(
 
 @topics.command(name="list")
 @_file
-def list_(spec_file: Path | None) -> None:
+@_group
+def list_(spec_file: Path | None, group_id: str) -> None:
     """Print the declarations (no broker needed)."""
-    for spec in load_specs(spec_file):
+    for spec in load_specs(spec_file, group_id=group_id):
         click.echo(f"{spec.name:<32} {spec.role:<10} {_summary(spec)}  {spec.description}")
 
 

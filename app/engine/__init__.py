@@ -8,10 +8,12 @@ from app.engine.core import Engine
 from app.engine.event import Event, Reject, Source
 from app.engine.rule import Rule, RuleError, load_rule
 from app.engine.sequence import Stats
+from app.engine.settings import EngineSettings
 from app.engine.state import MemoryState, StateStore
 
 __all__ = [
     "Engine",
+    "EngineSettings",
     "Event",
     "MemoryState",
     "Reject",

@@ -23,6 +23,7 @@ from app.engine.normalise import View
 from app.engine.prefilter import Prefilter
 from app.engine.rule import Rule
 from app.engine.sequence import Matcher, Stats
+from app.engine.settings import EngineSettings
 from app.engine.state import StateStore
 from app.engine.trim import bound_fields, bound_original
 
@@ -98,6 +99,20 @@ class Engine:
             make_alert=self._make_alert,
             limits=limits,
             clock=clock,
+        )
+
+    @classmethod
+    def from_settings(cls, rule: Rule, settings: EngineSettings, **options: Any) -> Engine:
+        """The engine `seqwatch detect` and the worker both build, from one settings object."""
+        return cls(
+            rule,
+            settings.ttl_ms,
+            settings.lateness_ms,
+            settings.alert_cap,
+            settings.cap_window_ms,
+            source_skew_ms=settings.source_skew_ms,
+            max_event_bytes=settings.max_record_bytes,
+            **options,
         )
 
     # decoding ------------------------------------------------------------------------------

@@ -52,5 +52,5 @@ class EngineSettings:
     def validate(self) -> EngineSettings:
         errors = self.problems()
         if errors:
-            raise ConfigError("invalid settings:\n  " + "\n  ".join(errors))
+            raise ConfigError("; ".join(errors))
         return self

@@ -57,15 +57,16 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
         datadir=str(settings.data_dir),
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        # seqwatch creates every topic itself (run.ensure_topics) before Faust looks.
+        topic_replication_factor=max(1, settings.replication_factor or 1),
         topic_allow_declare=True,
         table_standby_replicas=settings.standby_replicas,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
         broker_commit_interval=settings.commit_interval_s,
-        consumer_max_fetch_size=max(4 * 1024 * 1024, settings.max_record_bytes * 2),
-        producer_max_request_size=max(1024 * 1024, settings.max_record_bytes * 2 + 65536),
+        consumer_max_fetch_size=max(4 * 1024 * 1024, settings.engine.max_record_bytes * 2),
+        producer_max_request_size=max(1024 * 1024, settings.engine.max_record_bytes * 2 + 65536),
         # Faust compares the local offset with the changelog's high water, which reads
         # -1 while another worker's transaction is open on it, and then refuses to start.
         # Local state is discarded after any unclean stop (run.discard_unclean_state).

@@ -23,10 +23,6 @@ def deadletter_headers(
 
 
 KEY_MAX_BYTES = 4_096
-TOPIC_MAX_MESSAGE_BYTES = 8_388_608
-"""`max.message.bytes` the dead-letter topic is created with (topics/topics.toml)."""
-VALUE_MAX_BYTES = TOPIC_MAX_MESSAGE_BYTES - 65_536
-"""Largest dead-letter value: the topic's limit less room for key, headers and framing."""
 
 
 def bounded_deadletter(
@@ -34,10 +30,11 @@ def bounded_deadletter(
 ) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
     """The dead letter cut to what the dead-letter topic is sized for.
 
-    Only a `too_large` record can exceed `max_bytes` (VALUE_MAX_BYTES: input topics are
-    declared with the dead-letter topic's limit, so only a topic configured larger sends
-    one); it keeps its first `max_bytes` bytes and says how large it was
-    (`seqwatch.truncated_from`); the whole record is still at its source coordinates. A
+    Only a `too_large` record can exceed `max_bytes` (the dead-letter topic's declared
+    limit less room for the rest: input topics are declared with the same limit, so only
+    a topic configured larger sends one); it keeps its first `max_bytes` bytes and says
+    how large it was (`seqwatch.truncated_from`); the whole record is still at its source
+    coordinates. A
     key larger than 4 KiB is dropped the same way (`seqwatch.key_dropped`), so that no
     dead letter can be refused by the broker.
     """

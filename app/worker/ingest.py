@@ -30,15 +30,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from app.engine import Engine, Reject, Source, load_rule
 from app.kafka.admin import QUIET
-from app.worker.deadletter import (
-    TOMBSTONE,
-    VALUE_MAX_BYTES,
-    bounded_deadletter,
-    deadletter_headers,
-)
+from app.worker.deadletter import TOMBSTONE, bounded_deadletter, deadletter_headers
 from app.worker.metrics import WorkerStats
 from app.worker.settings import WorkerSettings
 from app.worker.stall import Stall
+from app.worker.topics import deadletter_value_bytes
 
 log = logging.getLogger("seqwatch.ingest")
 Candidate = tuple[int, bytes, bytes, int | None]
@@ -46,15 +42,11 @@ Candidate = tuple[int, bytes, bytes, int | None]
 
 
 def build_engine(settings: WorkerSettings) -> Engine:
-    """The worker's engine; the ingest process builds its own from the same settings."""
-    return Engine(
-        load_rule(settings.rule_path),
-        ttl_ms=settings.ttl_ms,
-        lateness_ms=settings.lateness_ms,
-        # Kept per state partition (no coordination between workers), see README.
-        alert_cap=settings.alert_cap,
-        max_event_bytes=settings.max_record_bytes,
-    )
+    """The worker's engine; the ingest process builds its own from the same settings.
+
+    The alert cap is kept per state partition (no coordination between workers).
+    """
+    return Engine.from_settings(load_rule(settings.rule_path), settings.engine)
 
 
 def instance_id(data_dir: Path) -> str:
@@ -83,6 +75,7 @@ class Ingest:
         self.outage_s: float | None = None  # set once an outage is over
         self.on_tick: Callable[[], None] | None = None  # called once per poll
         self.stall = Stall("ingest")
+        self.deadletter_max_bytes = deadletter_value_bytes(settings)
         self._refused: list[tuple[str, str]] = []  # (topic, error) of this transaction
         self._thread: threading.Thread | None = None
         kafka = settings.kafka.confluent()
@@ -118,7 +111,7 @@ class Ingest:
                 "transaction.timeout.ms": 30_000,
                 "linger.ms": 5,
                 "compression.type": "lz4",
-                "message.max.bytes": max(8_388_608, settings.max_record_bytes * 2 + 65_536),
+                "message.max.bytes": max(8_388_608, settings.engine.max_record_bytes * 2 + 65_536),
                 # Keys must land where Faust (murmur2) would put them.
                 "partitioner": "murmur2_random",
                 "error_cb": self._on_client_error,
@@ -278,7 +271,7 @@ class Ingest:
                 deadletter_headers(
                     decoded, source, None if timestamp is None else timestamp / 1000
                 ),
-                VALUE_MAX_BYTES,
+                self.deadletter_max_bytes,
             )
             self._produce(self.settings.deadletter_topic, key, value, timestamp, headers=headers)
             log.warning(

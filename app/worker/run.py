@@ -6,69 +6,13 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 from app.engine import Engine
 from app.kafka import admin as kadmin
-from app.worker.deadletter import TOPIC_MAX_MESSAGE_BYTES as DLQ_MESSAGE_BYTES
 from app.worker.settings import WorkerSettings
+from app.worker.topics import check_capacity, largest_records, topic_specs
 
 log = logging.getLogger("seqwatch.worker")
-
-
-INTERNAL_MAX_MESSAGE_BYTES = 1_048_576
-"""`max.message.bytes` of the repartition and changelog topics: several times the largest
-value the engine writes to either (see `Limits`), set explicitly rather than inherited
-from whatever the broker's default is."""
-
-
-def topic_configs(settings: WorkerSettings) -> dict[str, tuple[int, dict[str, str]]]:
-    """Partitions and configs of every topic the worker creates when it is missing."""
-    internal = str(INTERNAL_MAX_MESSAGE_BYTES)
-    wanted: dict[str, tuple[int, dict[str, str]]] = {}
-    if not settings.input_pattern:
-        for topic in settings.input_topics:
-            wanted[topic] = (settings.partitions, {"max.message.bytes": str(DLQ_MESSAGE_BYTES)})
-    wanted[settings.alerts_topic] = (settings.partitions, {"max.message.bytes": internal})
-    wanted[settings.deadletter_topic] = (1, {"max.message.bytes": str(DLQ_MESSAGE_BYTES)})
-    wanted[settings.repartition_topic] = (
-        settings.partitions,
-        {"cleanup.policy": "delete", "retention.ms": "604800000", "max.message.bytes": internal},
-    )
-    wanted[settings.changelog_topic] = (
-        settings.partitions,
-        {"cleanup.policy": "compact", "max.message.bytes": internal},
-    )
-    return wanted
-
-
-def largest_records(settings: WorkerSettings, engine: Engine) -> dict[str, int]:
-    """The largest record value the worker writes to each of its output topics."""
-    return {
-        settings.alerts_topic: engine.max_alert_bytes,
-        settings.deadletter_topic: DLQ_MESSAGE_BYTES - 32_768,
-        settings.repartition_topic: engine.max_event_bytes_out,
-        settings.changelog_topic: engine.max_state_bytes,
-    }
-
-
-def check_capacity(client: Any, largest: dict[str, int]) -> list[str]:
-    """One line per output topic whose `max.message.bytes` is below what may be sent there.
-
-    Not fatal: such a record is refused when (if ever) it is sent, and the worker then
-    stops and says so (app.worker.failures); this says it at start, before any is lost.
-    """
-    problems = []
-    for name, entries in kadmin.describe_configs(client, list(largest)).items():
-        entry = entries.get("max.message.bytes")
-        limit = int(entry.value) if entry is not None and entry.value else None
-        if limit is not None and limit < largest[name]:
-            problems.append(
-                f"topic {name} takes records of at most {limit} bytes (max.message.bytes) but"
-                f" seqwatch may write up to {largest[name]} bytes there: raise it, or a record"
-                " that large will stop the worker until it is raised"
-            )
-    return problems
 
 
 def ensure_topics(settings: WorkerSettings, connect_timeout: float, engine: Engine) -> None:
@@ -78,11 +22,14 @@ def ensure_topics(settings: WorkerSettings, connect_timeout: float, engine: Engi
     started before its shippers waits on an empty topic instead of failing.
     """
     client, metadata = kadmin.connect(settings.kafka, timeout=connect_timeout)
-    for name, (partitions, config) in topic_configs(settings).items():
-        if name in metadata.topics:
+    for spec in topic_specs(settings):
+        if spec.name in metadata.topics:
             continue
-        if kadmin.create_topic(client, name, partitions, 1, config):
-            log.info("created topic %s (%d partitions)", name, partitions)
+        created = kadmin.create_topic(
+            client, spec.name, spec.partitions, spec.replication_factor, spec.config
+        )
+        if created:
+            log.info("created topic %s (%d partitions)", spec.name, spec.partitions)
     for problem in check_capacity(client, largest_records(settings, engine)):
         log.warning("%s", problem)
     for name in (settings.repartition_topic, settings.changelog_topic):
@@ -117,8 +64,8 @@ def run_worker(settings: WorkerSettings, connect_timeout: float = 30.0) -> int:
         settings.alerts_topic,
         settings.data_dir,
         settings.processing_guarantee,
-        settings.ttl_ms,
-        settings.lateness_ms,
+        settings.engine.ttl_ms,
+        settings.engine.lateness_ms,
         settings.web_host,
         settings.web_port,
     )

@@ -1,4 +1,9 @@
-"""Worker settings, validated once at start-up with one line per mistake."""
+"""Worker settings, validated once at start-up with one line per mistake.
+
+Each field a user can set carries its flag (`app.options.flag`): the `seqwatch worker`
+options, their defaults, help texts and SEQWATCH_* variables are all derived from this
+class (app.cli.worker), so nothing is typed twice.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.engine.settings import EngineSettings
 from app.errors import ConfigError
 from app.kafka.settings import KafkaSettings
+from app.options import duration_flag, flag
 
 DEFAULT_INPUT_TOPICS = (
     "winlogbeat",
@@ -16,32 +23,110 @@ DEFAULT_INPUT_TOPICS = (
 )
 GUARANTEES = ("exactly_once", "at_least_once")
 INGESTS = ("confluent", "confluent-thread")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _topics(value: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in value.split(",") if t.strip())
 
 
 @dataclass(frozen=True)
 class WorkerSettings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
-    input_topics: tuple[str, ...] = DEFAULT_INPUT_TOPICS
-    input_pattern: str | None = None
-    alerts_topic: str = "alerts"
-    deadletter_topic: str = "seqwatch.deadletter"
-    group_id: str = "seqwatch"
-    data_dir: Path = Path(".data/worker")
-    partitions: int = 4
-    rule_path: Path | None = None
-    ttl_ms: int = 9 * 60_000
-    lateness_ms: int = 60_000
-    alert_cap: int = 100
-    processing_guarantee: str = "exactly_once"
-    max_record_bytes: int = 1_048_576
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
-    session_timeout_s: float = 10.0
-    standby_replicas: int = 0
-    block_cache_mb: int = 32
-    log_level: str = "info"
-    ingest: str = "confluent"
-    commit_interval_s: float = 0.1
+    input_topics: tuple[str, ...] = field(
+        default=DEFAULT_INPUT_TOPICS,
+        metadata=flag(
+            "--input-topics", "Comma-separated shipper topics.", parse=_topics, show=",".join
+        ),
+    )
+    input_pattern: str | None = field(
+        default=None, metadata=flag("--input-pattern", "Regex of input topics (instead of a list).")
+    )
+    alerts_topic: str = field(
+        default="alerts",
+        metadata=flag("--alerts-topic", "Where alerts go, keyed by process.entity_id."),
+    )
+    deadletter_topic: str = field(
+        default="seqwatch.deadletter",
+        metadata=flag("--deadletter-topic", "Malformed records, with the reason in headers."),
+    )
+    group_id: str = field(
+        default="seqwatch",
+        metadata=flag(
+            "--group-id", "Consumer group and Faust app id: workers with it share the work."
+        ),
+    )
+    data_dir: Path = field(
+        default=Path(".data/worker"),
+        metadata=flag("--data-dir", "RocksDB state; one per worker process.", parse=Path, show=str),
+    )
+    partitions: int = field(
+        default=4,
+        metadata=flag(
+            "--partitions", "Partitions of the state (and of topics the worker creates).", kind=int
+        ),
+    )
+    replication_factor: int | None = field(
+        default=None,
+        metadata=flag(
+            "--replication-factor",
+            "Replication of the topics the worker creates [default: topics.toml's"
+            " [defaults]; -1: the broker's default.replication.factor].",
+            kind=int,
+        ),
+    )
+    rule_path: Path | None = field(
+        default=None,
+        metadata=flag("--rule", "Rule file (TOML) [default: the bundled 7.10 rule].", parse=Path),
+    )
+    engine: EngineSettings = field(default_factory=EngineSettings, metadata={"nested": True})
+    processing_guarantee: str = field(
+        default="exactly_once",
+        metadata=flag(
+            "--processing-guarantee", "Exactly-once transactions, or not.", choices=GUARANTEES
+        ),
+    )
+    web_host: str = field(
+        default="127.0.0.1", metadata=flag("--web-host", "Where /metrics and /healthz listen.")
+    )
+    web_port: int = field(
+        default=6066,
+        metadata=flag("--web-port", "Metrics (/metrics) and health (/healthz).", kind=int),
+    )
+    session_timeout_s: float = field(
+        default=10.0,
+        metadata=duration_flag(
+            "--session-timeout", "How soon a dead worker's partitions move.", seconds=True
+        ),
+    )
+    standby_replicas: int = field(
+        default=0,
+        metadata=flag("--standby-replicas", "Faust standby replicas of the state table.", kind=int),
+    )
+    block_cache_mb: int = field(
+        default=32,
+        metadata=flag("--block-cache-mb", "RocksDB block cache per state partition.", kind=int),
+    )
+    log_level: str = field(
+        default="info", metadata=flag("--log-level", "Log level.", choices=LOG_LEVELS)
+    )
+    ingest: str = field(
+        default="confluent",
+        metadata=flag(
+            "--ingest",
+            "Who reads the shipper topics: a librdkafka stage in a process of its own (fast),"
+            " or the same in a thread of the worker (one core).",
+            choices=INGESTS,
+        ),
+    )
+    commit_interval_s: float = field(
+        default=0.1,
+        metadata=duration_flag(
+            "--commit-interval",
+            "How often the state stage commits its transactions (bounds alert latency).",
+            seconds=True,
+        ),
+    )
 
     def problems(self) -> list[str]:
         out: list[str] = []
@@ -64,22 +149,21 @@ class WorkerSettings:
             out.append(f"--group-id {self.group_id!r} may use letters, digits, '.', '_' and '-'")
         if self.partitions < 1:
             out.append("--partitions must be at least 1")
-        if self.ttl_ms <= 0:
-            out.append("--ttl must be positive")
-        if self.lateness_ms < 0:
-            out.append("--lateness must not be negative")
-        if self.alert_cap < 0:
-            out.append("--alert-cap must be 0 (unlimited) or more")
+        if (self.replication_factor is not None and self.replication_factor in (0,)) or (
+            self.replication_factor is not None and self.replication_factor < -1
+        ):
+            out.append("--replication-factor must be -1 (the broker's default) or at least 1")
+        out.extend(self.engine.problems())
         if self.processing_guarantee not in GUARANTEES:
             out.append(f"--processing-guarantee must be one of {', '.join(GUARANTEES)}")
-        if self.max_record_bytes < 1024:
-            out.append("--max-record-bytes must be at least 1024")
         if self.ingest not in INGESTS:
             out.append(f"--ingest must be one of {', '.join(INGESTS)}")
         if not 0.01 <= self.commit_interval_s <= 60:
             out.append("--commit-interval must be between 10ms and 60s")
         if not 0 <= self.web_port <= 65535:
             out.append("--web-port must be 0-65535")
+        if self.block_cache_mb < 1:
+            out.append("--block-cache-mb must be at least 1")
         if self.rule_path is not None and not self.rule_path.is_file():
             out.append(f"--rule {self.rule_path}: no such file")
         return out
