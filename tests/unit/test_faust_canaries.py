@@ -178,3 +178,27 @@ async def test_aiokafka_keeps_the_private_state_the_fixes_read() -> None:
     producer = aiokafka.AIOKafkaProducer(transactional_id="canary")
     assert producer._txn_manager.is_in_transaction() is False  # F6, F7
     assert "_acked" in inspect.getsource(faust_consumer.Consumer._new_offset)  # F4 guard
+
+
+async def test_a_commit_for_a_transaction_without_a_producer_commits_nothing_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The one skip in this layer, and why it is safe: with no producer for a
+    transactional id, no send can have joined that transaction (sends create it through
+    TransactionManager.send), so there is nothing to lose by not committing it, and its
+    offsets are not reported as committed (a failure record is not cleared by them)."""
+    from types import SimpleNamespace
+
+    from faust.types import TP
+
+    progressed: list[Any] = []
+    failures = SimpleNamespace(progressed=lambda *a: progressed.append(a), fatal=None)
+    app = SimpleNamespace(failures=failures, consumer=SimpleNamespace(assignment=lambda: set()))
+    fake = SimpleNamespace(app=app, _transaction_producers={}, _trn_locks={})
+    await transport.Producer.commit_transactions(
+        fake,  # type: ignore[arg-type]
+        {"g-1-0": {TP("t", 0): 10}},
+        "g",
+    )
+    assert progressed == []
+    assert "commit for unknown transaction g-1-0 skipped" in caplog.text
