@@ -61,6 +61,15 @@ def _put(target: dict[str, Any], path: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def _categories(rule: Rule) -> list[str]:
+    """The event categories the rule's stages read, in stage order (`any` gives none)."""
+    out: list[str] = []
+    for stage in rule.compiled.stages:
+        if stage.category and stage.category not in out:
+            out.append(stage.category)
+    return out
+
+
 def _threat(rule: Rule) -> list[dict[str, Any]]:
     """Kibana's threat list, already in ECS threat.* shape (framework, tactic, technique)."""
     return [dict(entry) for entry in rule.threat]
@@ -105,7 +114,7 @@ def build_alert(
     original_time = format_timestamp_ms(first["t"])
     alert: dict[str, Any] = {
         "@timestamp": now,
-        "event": {"kind": "alert", "created": now, "category": ["process", "network"]},
+        "event": {"kind": "alert", "created": now, "category": _categories(rule)},
         "alert": {"id": ident},
         "rule": {
             "id": rule.rule_id,
@@ -150,6 +159,8 @@ def build_alert(
                 f"{rule.name}: sequence by "
                 + ", ".join(f"{k}={v}" for k, v in key_fields.items())
                 + f" from {original_time} to {format_timestamp_ms(last['t'])}"
+                if key_fields
+                else f"{rule.name}: event at {original_time}"
             ),
         }
     )

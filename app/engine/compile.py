@@ -27,6 +27,17 @@ from lark.exceptions import LarkError, UnexpectedInput
 
 from app.durations import parse_duration
 from app.engine.normalise import DERIVED_FIELDS, View
+from app.engine.values import (
+    BOOLEAN_FUNCTIONS,
+    CASE_FUNCTIONS,
+    FUNCTIONS,
+    Arith,
+    Call,
+    FieldValue,
+    Literal,
+    ValueExpr,
+    compare,
+)
 from app.errors import ConfigError
 
 Predicate = Callable[[View], bool]
@@ -297,16 +308,99 @@ class CidrMatch(Node):
         return {self.ref.path}
 
 
+@dataclass(frozen=True)
+class Relation(Node):
+    """`a op b` over value expressions (comparisons, functions, arithmetic)."""
+
+    left: ValueExpr
+    op: str
+    right: ValueExpr
+
+    def compile(self) -> Predicate:
+        lg, rg, op = self.left.getter(), self.right.getter(), self.op
+
+        def relation(view: View) -> bool:
+            rights = rg(view)
+            return any(compare(a, b, op) for a in lg(view) for b in rights)
+
+        return relation
+
+    def fields(self) -> set[str]:
+        return self.left.fields() | self.right.fields()
+
+
+@dataclass(frozen=True)
+class Truthy(Node):
+    """A boolean function as a condition (`startsWith(...)`): true if any result is."""
+
+    expr: ValueExpr
+    fragment: str | None = None  # a literal every match contains (for the prefilter)
+
+    def compile(self) -> Predicate:
+        getter = self.expr.getter()
+        return lambda view: any(v is True for v in getter(view))
+
+    def required(self) -> frozenset[str] | None:
+        return frozenset({self.fragment}) if self.fragment else None
+
+    def fields(self) -> set[str]:
+        return self.expr.fields()
+
+
+@dataclass(frozen=True)
+class StringMatch(Node):
+    """`like` / `like~` (wildcards) and `regex` / `regex~` (anchored, Lucene-style)."""
+
+    expr: ValueExpr
+    patterns: tuple[str, ...]
+    kind: str  # "like" or "regex"
+    insensitive: bool
+
+    def compile(self) -> Predicate:
+        flags = re.DOTALL | (re.IGNORECASE if self.insensitive else 0)
+        if self.kind == "like":
+            regexes = [
+                _wildcard_regex(p, fold=self.insensitive, flags=flags) for p in self.patterns
+            ]
+        else:
+            regexes = [re.compile(p, flags) for p in self.patterns]
+        getter = self.expr.getter()
+        insensitive = self.insensitive and self.kind == "like"
+
+        def match(view: View) -> bool:
+            for value in getter(view):
+                text = _as_text(value)
+                if text is None:
+                    continue
+                subject = text.lower() if insensitive else text
+                if any(r.fullmatch(subject) for r in regexes):
+                    return True
+            return False
+
+        return match
+
+    def required(self) -> frozenset[str] | None:
+        if self.kind != "like" or not isinstance(self.expr, FieldValue):
+            return None
+        if self.expr.path in DERIVED_FIELDS:
+            return None
+        fragments = {_longest_fragment(p.lower(), wildcards=True) for p in self.patterns}
+        return None if "" in fragments else frozenset(fragments)
+
+    def fields(self) -> set[str]:
+        return self.expr.fields()
+
+
 def _has_wildcard(pattern: str) -> bool:
     return "*" in pattern or "?" in pattern
 
 
-def _wildcard_regex(pattern: str) -> re.Pattern[str]:
-    """`*` any run, `?` one character, everything else literal; matched on lower case."""
+def _wildcard_regex(pattern: str, fold: bool = True, flags: int = re.DOTALL) -> re.Pattern[str]:
+    """`*` any run, `?` one character, everything else literal; on lower case if `fold`."""
     parts = []
-    for char in pattern.lower():
+    for char in pattern.lower() if fold else pattern:
         parts.append(".*" if char == "*" else "." if char == "?" else re.escape(char))
-    return re.compile("".join(parts), re.DOTALL)
+    return re.compile("".join(parts), flags)
 
 
 def _longest_fragment(lowered: str, *, wildcards: bool) -> str:
@@ -338,18 +432,25 @@ class Stage:
 
 @dataclass(frozen=True)
 class CompiledQuery:
-    """`sequence by keys [with maxspan=...] [stage 1] [stage 2]`, ready to evaluate."""
+    """`sequence by keys [with maxspan=...] [stage 1] [stage 2]`, or an event query
+    (`category where condition`: one stage, no keys), ready to evaluate."""
 
     keys: tuple[FieldRef, ...]
     maxspan_ms: int | None
     stages: tuple[Stage, ...]
     fields: frozenset[str] = field(default_factory=frozenset)
+    kind: str = "sequence"
+
+    @property
+    def is_event(self) -> bool:
+        return self.kind == "event"
 
 
 class _Compiler:
     def __init__(self, text: str) -> None:
         self.text = text if text.endswith("\n") else text + "\n"
-        self.walker = LarkToEQL(self.text)
+        with elasticsearch_syntax:  # the walker reads the dialect when it is made
+            self.walker = LarkToEQL(self.text)
 
     # errors ------------------------------------------------------------------------------
     def _where(self, node: Tree | Token) -> str:
@@ -370,8 +471,8 @@ class _Compiler:
         snippet = self._snippet(node)
         shown = f"unsupported {what}" if snippet in what else f"unsupported {what} `{snippet}`"
         return QueryError(
-            f"{shown} {self._where(node)} (supported: sequence by, with maxspan, and/or/not,"
-            " :, ==, !=, in, cidrmatch, == null)"
+            f"{shown} {self._where(node)} (supported: event queries, two-stage sequence by,"
+            " with maxspan, and/or/not, comparisons, in, in~, :, like, regex, functions)"
         )
 
     # structure ---------------------------------------------------------------------------
@@ -392,10 +493,12 @@ class _Compiler:
         if base is None:
             raise QueryError("the query has no sequence")
         body = base.children[0]
+        if isinstance(body, Tree) and body.data == "event_query":
+            stage = self.event_stage(body, 0, body)
+            return CompiledQuery((), None, (stage,), stage.fields, kind="event")
         if not isinstance(body, Tree) or body.data != "sequence":
             kind = body.data if isinstance(body, Tree) else "query"
-            name = "event query (not a sequence)" if kind == "event_query" else str(kind)
-            raise self.reject(name, body)
+            raise self.reject(str(kind), body)
         return self.sequence(body)
 
     def sequence(self, node: Tree) -> CompiledQuery:
@@ -453,6 +556,10 @@ class _Compiler:
         for child in subquery.children[:-1]:
             if isinstance(child, Token) and child.type == "MISSING_EVENT_OPEN":
                 raise self.reject("missing-event stage `![...]`", subquery)
+        return self.event_stage(event_query, index, subquery)
+
+    def event_stage(self, event_query: Tree, index: int, span: Tree) -> Stage:
+        """`category where condition` as a stage; `span` is the text the stage shows."""
         name_node, condition = event_query.children
         category = self.name(name_node) if name_node is not None else None
         if category == "any":
@@ -461,7 +568,7 @@ class _Compiler:
         node_ir: Node = cond
         if category is not None:
             node_ir = And((Compare(FieldRef.of("event.category"), (category,), "eq"), cond))
-        snippet = " ".join(self.text[subquery.meta.start_pos : subquery.meta.end_pos].split())
+        snippet = " ".join(self.text[span.meta.start_pos : span.meta.end_pos].split())
         return Stage(
             index=index,
             category=category,
@@ -504,22 +611,26 @@ class _Compiler:
 
     def comparison(self, node: Tree) -> Node:
         left, op, right = node.children
-        op_text = str(op)
-        if op_text not in ("==", "=", "!="):
-            raise self.reject(f"operator `{op_text}`", op)
-        if self._is_field(right) and not self._is_field(left):
+        op_text = "==" if str(op) == "=" else str(op)
+        if self._is_literal(left) and not self._is_literal(right):
             left, right = right, left
-        ref = self.field(left)
-        if self._is_field(right):
-            raise self.reject("field-to-field comparison", node)
-        value = self.literal(right)
-        test: Node = IsNull(ref) if value is None else Compare(ref, (value,), "eq")
-        if op_text == "!=":
-            return Not(test)
-        return test
+            op_text = _FLIPPED.get(op_text, op_text)
+        if op_text in ("==", "!=") and self._is_field(left) and self._is_literal(right):
+            ref = self.field(left)
+            value = self.literal(right)
+            test: Node = IsNull(ref) if value is None else Compare(ref, (value,), "eq")
+            return Not(test) if op_text == "!=" else test
+        if op_text not in _FLIPPED and op_text not in ("==", "!="):
+            raise self.reject(f"operator `{op_text}`", op)
+        return Relation(self.value(left), op_text, self.value(right))
 
     def membership(self, node: Tree, *, negate: bool) -> Node:
         left, in_token, expressions = node.children[:3]
+        if not self._is_field(left):
+            values = tuple(self.value(c) for c in expressions.children if c is not None)
+            target = self.value(left)
+            test_any: Node = Or(tuple(Relation(target, "==", v) for v in values))
+            return Not(test_any) if negate else test_any
         ref = self.field(left)
         values = tuple(self.literal(c) for c in expressions.children if c is not None)
         if any(v is None for v in values):
@@ -532,21 +643,51 @@ class _Compiler:
 
     def string_predicate(self, node: Tree) -> Node:
         left, operator, *literals = node.children
-        if str(operator) != ":":
-            raise self.reject(f"operator `{operator}`", operator)
-        ref = self.field(left)
+        op = str(operator)
         values = tuple(self.literal(c) for c in literals if c is not None)
+        if op == ":":
+            if self._is_field(left):
+                ref = self.field(left)
+                if all(isinstance(v, str) for v in values):
+                    return Compare(ref, values, "wild")
+                if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+                    return Compare(ref, values, "eq")
+                raise self.reject("pattern for `:` mixing strings and other values", node)
+            if not all(isinstance(v, str) for v in values):
+                raise self.reject("non-string pattern for `:`", node)
+            return StringMatch(self.value(left), values, "like", True)
         if not all(isinstance(v, str) for v in values):
-            raise self.reject("non-string pattern for `:`", node)
-        return Compare(ref, values, "wild")
+            raise self.reject(f"non-string pattern for `{op}`", node)
+        kind, insensitive = op.rstrip("~"), op.endswith("~")
+        if kind == "regex":
+            for pattern, literal in zip(values, literals, strict=False):
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise QueryError(
+                        f"invalid regex {pattern!r} {self._where(literal)}: {exc}"
+                    ) from None
+        return StringMatch(self.value(left), values, kind, insensitive)
 
     def function(self, node: Tree) -> Node:
         name_token = node.children[0]
-        name = str(name_token)
-        if name != "cidrmatch":
-            raise self.reject(f"function `{name}`", node)
+        name = str(name_token).lower()
         args_node = node.children[1] if len(node.children) > 1 else None
         args = [c for c in args_node.children if c is not None] if args_node else []
+        if name != "cidrmatch" or not (args and self._is_field(args[0])):
+            call = self.call(node)
+            if call.name not in BOOLEAN_FUNCTIONS:
+                raise self.reject(f"non-boolean function `{name_token}` as a condition", node)
+            fragment = None
+            if (
+                call.name in ("startswith", "endswith", "stringcontains")
+                and isinstance(call.args[0], FieldValue)
+                and call.args[0].path not in DERIVED_FIELDS
+                and isinstance(call.args[1], Literal)
+                and isinstance(call.args[1].value, str)
+            ):
+                fragment = _longest_fragment(call.args[1].value.lower(), wildcards=False) or None
+            return Truthy(call, fragment)
         if len(args) < 2:
             raise self.reject("cidrmatch without addresses", node)
         ref = self.field(args[0])
@@ -563,7 +704,54 @@ class _Compiler:
                 ) from None
         return CidrMatch(ref, tuple(networks))
 
+    def value(self, node: Tree | Token) -> ValueExpr:
+        """A value expression: field, literal, function call, arithmetic, signed value."""
+        if self._is_field(node):
+            ref = self.field(node)
+            return FieldValue(ref.path, ref.parts)
+        if self._is_literal(node):
+            return Literal(self.literal(node))
+        if isinstance(node, Tree) and node.data == "function_call":
+            return self.call(node)
+        if isinstance(node, Tree) and node.data in ("sum_expr", "mul_expr"):
+            items = node.children
+            expr = self.value(items[0])
+            for op, operand in zip(items[1::2], items[2::2], strict=True):
+                expr = Arith(str(op), expr, self.value(operand))
+            return expr
+        if isinstance(node, Tree) and node.data == "value":
+            sign, inner = node.children
+            expr = self.value(inner)
+            return Arith("*", Literal(-1), expr) if str(sign) == "-" else expr
+        if isinstance(node, Tree) and node.data in _CONSTRUCT_NAMES:
+            raise self.reject(_CONSTRUCT_NAMES[node.data], node)
+        raise self.reject("expression", node)
+
+    def call(self, node: Tree) -> Call:
+        raw = str(node.children[0])
+        insensitive = raw.endswith("~")
+        name = raw.rstrip("~").lower()
+        if name not in FUNCTIONS:
+            raise self.reject(f"function `{raw}`", node)
+        if insensitive and name not in CASE_FUNCTIONS:
+            raise self.reject(f"case-insensitive form of `{name}`", node)
+        args_node = node.children[1] if len(node.children) > 1 else None
+        args = tuple(
+            self.value(c) for c in (args_node.children if args_node else ()) if c is not None
+        )
+        _, least, most = FUNCTIONS[name]
+        if not least <= len(args) <= most:
+            raise QueryError(
+                f"function `{raw}` takes {least}"
+                + (f" to {most}" if most != least else "")
+                + f" arguments, not {len(args)}, {self._where(node)}"
+            )
+        return Call(name, args, insensitive)
+
     # leaves ------------------------------------------------------------------------------
+    def _is_literal(self, node: Tree | Token) -> bool:
+        return isinstance(node, Tree) and node.data in ("literal", "number")
+
     def _is_field(self, node: Tree | Token) -> bool:
         return isinstance(node, Tree) and node.data in ("field", "base_field")
 
@@ -613,10 +801,10 @@ class _Compiler:
         )
 
 
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+"""A comparison with its sides swapped (`5 < x` is `x > 5`)."""
+
 _CONSTRUCT_NAMES = {
-    "sum_expr": "arithmetic",
-    "mul_expr": "arithmetic",
-    "value": "signed value",
     "method_chain": "method call",
     "named_subquery": "subquery",
     "varpath": "variable",

@@ -82,6 +82,8 @@ class Engine:
         self.span_ms = min(ttl_ms, compiled.maxspan_ms) if compiled.maxspan_ms else ttl_ms
         self._predicates = tuple(stage.predicate for stage in compiled.stages)
         self._keys = compiled.keys
+        self.is_event = compiled.is_event
+        """An event rule: every matching event alerts, without join keys or key state."""
         self._key_paths = frozenset(ref.path for ref in compiled.keys)
         self._capture = tuple(
             FieldRef.of(path) for path in sorted({*compiled.fields, *ALERT_FIELDS})
@@ -276,6 +278,8 @@ class Engine:
 
     def _key(self, view: View) -> str | None:
         """The join key, or None without one; raises _KeyTooLong past `key_chars`."""
+        if not self._keys:
+            return ""  # an event rule: nothing to join on
         parts: list[str] = []
         for ref in self._keys:
             values = view.values(ref.path, ref.parts)
@@ -298,6 +302,8 @@ class Engine:
         `scope` is the partition the event was read from in the keyed stream: watermark,
         expiry and the alert cap are per scope, and expiry deletes only keys of that scope.
         """
+        if self.is_event:
+            return self._matcher.process_event(event, state, scope)
         return self._matcher.process(event, state, scope)
 
     def end_source(self, state: StateStore, topic: str, partition: int, scope: str = "0") -> None:
@@ -344,10 +350,10 @@ class Engine:
         """The largest value the engine writes to its state (a changelog record value)."""
         return self.limits.largest_value(len(self._keys))
 
-    def _make_alert(self, start: dict[str, Any], net: dict[str, Any], scope: str) -> dict[str, Any]:
-        key_fields = {ref.path: start["f"].get(ref.path) for ref in self._keys}
+    def _make_alert(self, entries: list[dict[str, Any]], scope: str) -> dict[str, Any]:
+        key_fields = {ref.path: entries[0]["f"].get(ref.path) for ref in self._keys}
         now_ms = int(self.clock() * 1000)
-        return build_alert(self.rule, key_fields, [start, net], now_ms, scope)
+        return build_alert(self.rule, key_fields, entries, now_ms, scope)
 
     @staticmethod
     def alert_bytes(alert: dict[str, Any]) -> bytes:

@@ -140,7 +140,7 @@ class Matcher:
         cap_window_ms: int,
         source_skew_ms: int,
         stats: Stats,
-        make_alert: Callable[[Entry, Entry, str], dict[str, Any]],
+        make_alert: Callable[[list[Entry], str], dict[str, Any]],
         limits: Limits = DEFAULT_LIMITS,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -194,7 +194,7 @@ class Matcher:
             start = self._latest_start(ks["s"], t)
             if start is not None and t - start["t"] <= self.span:
                 ks["s"] = [s for s in ks["s"] if _order(s) > _order(start)]
-                self._emit(start, entry, meta, scope, alerts)
+                self._emit([start, entry], meta, scope, alerts)
                 paired = start
             elif keep and done is not None and t >= done[0] and 0 not in event.stages:
                 self.stats.collapsed += 1  # only another start of this process could use it
@@ -206,7 +206,7 @@ class Matcher:
             if net is not None:
                 ks["n"] = [n for n in ks["n"] if n is not net]
                 ks["s"] = [s for s in ks["s"] if _order(s) > _order(entry)]
-                self._emit(entry, net, meta, scope, alerts)
+                self._emit([entry, net], meta, scope, alerts)
                 paired = entry
             elif keep:
                 self._pend(ks, entry)
@@ -220,6 +220,26 @@ class Matcher:
             self._complete(ks, paired)
         self._bound_seen(ks)
         self._store(state, scope, meta, event.key, key_key, ks)
+        state.set(meta_key, meta)
+        return alerts
+
+    def process_event(self, event: Event, state: StateStore, scope: str) -> list[dict[str, Any]]:
+        """An event rule: every matching event is an alert (under the cap), no key state.
+
+        Only the scope's meta value is kept, for the watermark and the alert cap; an exact
+        duplicate alerts again with the same `alert.id` (Elasticsearch indexes it twice).
+        """
+        meta_key = f"m|{scope}"
+        meta = state.get(meta_key) or _new_meta()
+        if meta["wm"] is not None and event.timestamp_ms < meta["wm"] - self.lateness:
+            self.stats.late += 1
+        self._advance(meta, f"{event.source.topic}#{event.source.partition}", event.timestamp_ms)
+        if self.cap_window > 0 and meta["c"]:
+            horizon = (meta["wm"] - self.ttl - self.lateness) // self.cap_window - 1
+            for bucket in [b for b in meta["c"] if int(b) < horizon]:
+                del meta["c"][bucket]
+        alerts: list[dict[str, Any]] = []
+        self._emit([event.to_entry()], meta, scope, alerts)
         state.set(meta_key, meta)
         return alerts
 
@@ -325,15 +345,14 @@ class Matcher:
 
     def _emit(
         self,
-        start: Entry,
-        net: Entry,
+        entries: list[Entry],
         meta: dict[str, Any],
         scope: str,
         alerts: list[dict[str, Any]],
     ) -> None:
-        alert = self.make_alert(start, net, scope)
+        alert = self.make_alert(entries, scope)
         if self.cap > 0 and self.cap_window > 0:
-            bucket = str(max(start["t"], net["t"]) // self.cap_window)
+            bucket = str(max(e["t"] for e in entries) // self.cap_window)
             counts: dict[str, int] = meta["c"]
             count = counts.get(bucket, 0)
             if count >= self.cap:
