@@ -94,7 +94,7 @@ def test_detect_errors_are_one_line_and_exit_2(args: list[str], needle: str) -> 
 
 def test_detect_bad_rule_exit_2(tmp_path: Path) -> None:
     rule = tmp_path / "bad.toml"
-    rule.write_text("[rule]\nrule_id = \"r\"\nname = \"n\"\nquery = \"process where nosuch(a)\"\n")
+    rule.write_text('[rule]\nrule_id = "r"\nname = "n"\nquery = "process where nosuch(a)"\n')
     proc = _seqwatch("detect", "--rule", str(rule))
     assert proc.returncode == 2
     assert "unsupported function `nosuch`" in proc.stderr.decode()
