@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "record": "app.cli.record:record",
     "alerts": "app.cli.alerts:alerts",
     "topics": "app.cli.topics:topics",
+    "rules": "app.cli.rules:rules",
     "kafka": "devtools.cli.kafka:kafka",
     "bench": "devtools.cli.bench:bench",
     "demo": "devtools.cli.demo:demo",

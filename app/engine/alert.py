@@ -23,6 +23,7 @@ SHARED_FIELDS: tuple[str, ...] = (
     "host.id",
     "host.hostname",
     "host.os.type",
+    "process.entity_id",
     "process.name",
     "process.executable",
     "process.pid",

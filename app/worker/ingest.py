@@ -28,7 +28,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from app.engine import Engine, Reject, Source, load_rule
+from app.alerts_view import one_line
+from app.engine import Engine, MemoryState, Reject, Source, load_rule
 from app.kafka.admin import QUIET
 from app.worker.deadletter import TOMBSTONE, bounded_deadletter, deadletter_headers
 from app.worker.metrics import WorkerStats
@@ -76,6 +77,8 @@ class Ingest:
         self.on_tick: Callable[[], None] | None = None  # called once per poll
         self.stall = Stall("ingest")
         self.deadletter_max_bytes = deadletter_value_bytes(settings)
+        # An event rule's alert cap and watermark (no key state: nothing to restore).
+        self.event_state = MemoryState(serialize=False)
         self._refused: list[tuple[str, str]] = []  # (topic, error) of this transaction
         self._thread: threading.Thread | None = None
         kafka = settings.kafka.confluent()
@@ -282,6 +285,15 @@ class Ingest:
                 decoded.reason,
                 decoded.detail,
             )
+            return
+        if self.engine.is_event:
+            # An event rule needs no state: the alert goes out in this batch's
+            # transaction, with the input offsets (exactly once, like a forward).
+            for alert in self.engine.process(decoded, self.event_state, scope="ingest"):
+                value = self.engine.alert_bytes(alert)
+                self._produce(self.settings.alerts_topic, self.engine.alert_key(alert), value, None)
+                stats.alerts_sent += 1
+                log.warning("ALERT %s", one_line(alert))
             return
         stats.forwarded += 1
         candidates.append(

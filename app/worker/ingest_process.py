@@ -38,6 +38,7 @@ def snapshot(stats: WorkerStats, ingest: Any) -> dict[str, Any]:
         "deadlettered": stats.deadlettered,
         "dropped": stats.dropped,
         "forwarded": stats.forwarded,
+        "alerts": stats.alerts_sent,
         "outages": stats.outages,
         "assignment": list(ingest.assignment),
         "outage_s": ingest.outage_s,
@@ -136,6 +137,7 @@ class IngestProcess:
         stats.deadlettered = report["deadlettered"]
         stats.dropped = report["dropped"]
         stats.forwarded = report["forwarded"]
+        stats.ingest_alerts = report["alerts"]
         stats.outages = report["outages"]
         stats.delivery_failures = Counter(report["delivery_failures"])
         stats.ingest_stall = report["stall"]

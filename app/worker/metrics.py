@@ -38,6 +38,7 @@ class WorkerStats:
         self.delivery_failures: Counter[str] = Counter()  # refused sends, by topic (ingest)
         self.ingest_engine: dict[str, Any] | None = None  # the ingest process's engine stats
         self.ingest_stall: dict[str, Any] | None = None
+        self.ingest_alerts = 0  # an event rule's alerts, sent by the ingest process
 
 
 DECODE_TRIMS = ("fields", "original")
@@ -81,7 +82,9 @@ class WorkerCollector(Collector):
             "Candidate events run through the sequence state",
             value=s.sequenced,
         )
-        yield CounterMetricFamily("seqwatch_alerts", "Alerts produced", value=s.alerts_sent)
+        yield CounterMetricFamily(
+            "seqwatch_alerts", "Alerts produced", value=s.alerts_sent + s.ingest_alerts
+        )
         engine_stats = _engine_stats(self._engine)
         yield CounterMetricFamily(
             "seqwatch_alerts_held_by_cap",

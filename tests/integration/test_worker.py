@@ -293,3 +293,34 @@ def test_state_stays_flat_with_a_short_ttl_and_restores_without_expired_keys(env
         assert state_entries(restored) <= 200
     finally:
         restored.stop()
+
+
+def test_an_event_rule_alerts_from_the_ingest_stage_exactly_once(env: Env) -> None:
+    """A single-event rule needs no state: its alerts leave with the input offsets."""
+    rule = env.tmp / "event_rule.toml"
+    rule.write_text(
+        '[rule]\nrule_id = "event-msbuild"\nname = "MSBuild started"\nseverity = "low"\n'
+        'risk_score = 21\ntype = "eql"\nlanguage = "eql"\nquery = """\n'
+        'process where event.type == "start" and process.name : "msbuild.exe"\n"""\n'
+    )
+    ids = [events.entity(i, "evnt") for i in range(30)]
+    noise = [events.network(events.entity(i, "nois"), i) for i in range(100)]
+    worker = env.worker("--rule", str(rule), "--alert-cap", "0").start()
+    reader = TopicReader(env.kafka, env.alerts)
+    try:
+        worker.wait_ready()
+        produce(
+            env.kafka, env.inputs["winlogbeat"], [events.start(e, i) for i, e in enumerate(ids)]
+        )
+        produce(env.kafka, env.inputs["winlogbeat"], noise)
+        reader.wait_for(lambda recs: len(recs) >= len(ids), alive=worker.check_alive)
+        reader.poll(3.0)
+        alerts = reader.values()
+        assert sorted(_entity(a) for a in alerts) == sorted(ids)
+        assert len({alert_id(a) for a in alerts}) == len(ids)
+        assert {a["rule"]["name"] for a in alerts} == {"MSBuild started"}
+        assert all(len(a["events"]) == 1 for a in alerts)
+        assert worker.metric("seqwatch_alerts_total") == len(ids)
+        assert worker.metric("seqwatch_forwarded_total") == 0, "nothing for the state stage"
+    finally:
+        worker.stop()
