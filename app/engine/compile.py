@@ -17,7 +17,6 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from eql.errors import EqlError
@@ -36,7 +35,9 @@ from app.engine.values import (
     FieldValue,
     Literal,
     ValueExpr,
+    as_number,
     compare,
+    parse_ip,
 )
 from app.errors import ConfigError
 
@@ -164,19 +165,6 @@ def _as_text(value: Any) -> str | None:
 _BOOL_TEXT = {"true": True, "false": False}
 
 
-def _as_number(value: Any) -> int | float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return value
-    if isinstance(value, str):
-        try:
-            return float(value) if any(c in value for c in ".eE") else int(value)
-        except ValueError:
-            return None
-    return None
-
-
 @dataclass(frozen=True)
 class Compare(Node):
     """`field == v`, `field in (...)`, `field in~ (...)` or `field : (...)` (any value)."""
@@ -217,7 +205,7 @@ class Compare(Node):
                     if text is not None and (text.lower() if fold else text) in strings:
                         return True
                 if numbers:
-                    number = _as_number(value)
+                    number = as_number(value)
                     if number is not None and number in numbers:
                         return True
                 if booleans:
@@ -263,21 +251,6 @@ class IsNull(Node):
         return {self.ref.path}
 
 
-@lru_cache(maxsize=65536)
-def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """An address, IPv4-mapped IPv6 folded to IPv4 as Elasticsearch stores it; None if bad."""
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.scope_id is not None:
-            return None
-        if address.ipv4_mapped is not None:
-            return address.ipv4_mapped
-    return address
-
-
 @dataclass(frozen=True)
 class CidrMatch(Node):
     """`cidrmatch(field, a, b/n, ...)`: any value inside any network (bare address = itself)."""
@@ -294,7 +267,7 @@ class CidrMatch(Node):
             for value in view.values(path, parts):
                 if not isinstance(value, str):
                     continue
-                address = _parse_ip(value)
+                address = parse_ip(value)
                 if address is None:
                     continue  # unparsable behaves as missing
                 nets = v4 if address.version == 4 else v6

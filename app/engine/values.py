@@ -17,6 +17,7 @@ import ipaddress
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from app.engine.normalise import View
@@ -64,7 +65,7 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _number(value: Any) -> int | float | None:
+def as_number(value: Any) -> int | float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -75,6 +76,21 @@ def _number(value: Any) -> int | float | None:
         except ValueError:
             return None
     return None
+
+
+@lru_cache(maxsize=65536)
+def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address, IPv4-mapped IPv6 folded to IPv4 as Elasticsearch stores it; None if bad."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            return None
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+    return address
 
 
 def _fold(text: str, insensitive: bool) -> str:
@@ -103,14 +119,14 @@ def _length(s: Any, ci: bool = False) -> int | None:
 
 def _substring(s: Any, start: Any, end: Any = None, ci: bool = False) -> str | None:
     a = _text(s)
-    first, last = _number(start), None if end is None else _number(end)
+    first, last = as_number(start), None if end is None else as_number(end)
     if a is None or not isinstance(first, int) or (end is not None and not isinstance(last, int)):
         return None
     return a[first:last]
 
 
 def _index_of(s: Any, sub: Any, start: Any = 0, ci: bool = False) -> int | None:
-    a, b, at = _text(s), _text(sub), _number(start)
+    a, b, at = _text(s), _text(sub), as_number(start)
     if a is None or b is None or not isinstance(at, int):
         return None
     found = _fold(a, ci).find(_fold(b, ci), max(0, at))
@@ -138,7 +154,7 @@ def _concat(*args: Any, ci: bool = False) -> str | None:
 def _to_number(s: Any, base: Any = 10, ci: bool = False) -> int | float | None:
     if isinstance(s, int | float) and not isinstance(s, bool):
         return s
-    a, radix = _text(s), _number(base)
+    a, radix = _text(s), as_number(base)
     if a is None or not isinstance(radix, int):
         return None
     try:
@@ -153,7 +169,7 @@ def _to_string(s: Any, ci: bool = False) -> str | None:
 
 def _arith(op: str) -> Callable[..., Any]:
     def apply(a: Any, b: Any, ci: bool = False) -> int | float | None:
-        x, y = _number(a), _number(b)
+        x, y = as_number(a), as_number(b)
         if x is None or y is None:
             return None
         if op == "+":
@@ -173,14 +189,9 @@ def _arith(op: str) -> Callable[..., Any]:
 
 def _cidr(address: Any, *args: Any, ci: bool = False) -> bool | None:
     text = _text(address)
-    if text is None:
+    ip = None if text is None else parse_ip(text)
+    if ip is None:
         return None
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     for net in args:
         try:
             if ip in ipaddress.ip_network(str(net), strict=False):
@@ -300,7 +311,7 @@ def compare(a: Any, b: Any, op: str) -> bool:
         x: Any = a
         y: Any = b
     else:
-        x, y = _number(a), _number(b)
+        x, y = as_number(a), as_number(b)
         if x is None or y is None:
             return op == "!="
     if op in ("==", "="):
