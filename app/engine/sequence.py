@@ -234,10 +234,7 @@ class Matcher:
         if meta["wm"] is not None and event.timestamp_ms < meta["wm"] - self.lateness:
             self.stats.late += 1
         self._advance(meta, f"{event.source.topic}#{event.source.partition}", event.timestamp_ms)
-        if self.cap_window > 0 and meta["c"]:
-            horizon = (meta["wm"] - self.ttl - self.lateness) // self.cap_window - 1
-            for bucket in [b for b in meta["c"] if int(b) < horizon]:
-                del meta["c"][bucket]
+        self._forget_cap_buckets(meta, meta["wm"] - self.ttl - self.lateness)
         alerts: list[dict[str, Any]] = []
         self._emit([event.to_entry()], meta, scope, alerts)
         state.set(meta_key, meta)
@@ -481,6 +478,10 @@ class Matcher:
                     for key in members["m"]:
                         self._expire_key(state, scope, meta, key, cutoff, bucket)
                     state.delete(page_key)
+        self._forget_cap_buckets(meta, cutoff)
+
+    def _forget_cap_buckets(self, meta: dict[str, Any], cutoff: int) -> None:
+        """Alert-cap counts of buckets no event still kept can fall into."""
         if self.cap_window > 0 and meta["c"]:
             horizon = cutoff // self.cap_window - 1
             for cap_bucket in [b for b in meta["c"] if int(b) < horizon]:

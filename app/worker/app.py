@@ -21,6 +21,7 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.alerts_view import one_line
 from app.engine import Source
 from app.worker.batch import BatchResult, run_batch
 from app.worker.deadletter import deadletter_headers
@@ -192,7 +193,7 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
         for message, _, alert in batch.alerts:
             stats.alerts_sent += 1
             latency.observe(max(0.0, time.time() - message.timestamp))
-            log.warning("ALERT %s", _describe(alert))
+            log.warning("ALERT %s", one_line(alert))
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
@@ -249,21 +250,3 @@ def _table_size(table: Any) -> int:
         return len(table)
     except Exception:
         return 0
-
-
-def _describe(alert: dict[str, Any]) -> str:
-    def get(path: str) -> Any:
-        node: Any = alert
-        for part in path.split("."):
-            if not isinstance(node, dict):
-                return None
-            node = node.get(part, node.get(path) if node is alert else None)
-        return node
-
-    host = get("host.name") or "?"
-    entity = get("process.entity_id") or "?"
-    dest = get("destination.ip") or "-"
-    port = get("destination.port")
-    dest = f"{dest}:{port}" if port else dest
-    name = get("rule.name") or "?"
-    return f"{name} host={host} entity={entity} destination={dest} id={get('alert.id')}"

@@ -149,9 +149,8 @@ class WorkerSettings:
             out.append(f"--group-id {self.group_id!r} may use letters, digits, '.', '_' and '-'")
         if self.partitions < 1:
             out.append("--partitions must be at least 1")
-        if (self.replication_factor is not None and self.replication_factor in (0,)) or (
-            self.replication_factor is not None and self.replication_factor < -1
-        ):
+        rf = self.replication_factor
+        if rf is not None and rf != -1 and rf < 1:
             out.append("--replication-factor must be -1 (the broker's default) or at least 1")
         out.extend(self.engine.problems())
         if self.processing_guarantee not in GUARANTEES:
