@@ -63,3 +63,13 @@ class MemoryState:
 
     def __iter__(self) -> Iterator[str]:
         return self.keys()
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The contents now, to go back to with `rollback` (serialized values are bytes:
+        nothing later can change them)."""
+        if not self._serialize:
+            raise ValueError("checkpoint() needs a serializing MemoryState")
+        return dict(self._data)
+
+    def rollback(self, checkpoint: dict[str, Any]) -> None:
+        self._data = dict(checkpoint)

@@ -78,7 +78,8 @@ class Ingest:
         self.stall = Stall("ingest")
         self.deadletter_max_bytes = deadletter_value_bytes(settings)
         # An event rule's alert cap and watermark (no key state: nothing to restore).
-        self.event_state = MemoryState(serialize=False)
+        self.event_state = MemoryState()
+        self._sent_alerts: list[dict[str, Any]] = []  # an event rule's, in this transaction
         self._refused: list[tuple[str, str]] = []  # (topic, error) of this transaction
         self._thread: threading.Thread | None = None
         kafka = settings.kafka.confluent()
@@ -193,6 +194,10 @@ class Ingest:
         offsets: dict[tuple[str, int], int] = {}
         candidates: list[Candidate] = []
         self._refused.clear()
+        self._sent_alerts.clear()
+        # An aborted batch is read again: what it did to the engine's counters and to an
+        # event rule's cap must not count twice (a redo would hold back its own alerts).
+        before = self.engine.stats.copy(), self.event_state.checkpoint()
         self.producer.begin_transaction()
         try:
             for msg in batch:
@@ -228,10 +233,15 @@ class Ingest:
             reason = "; ".join(f"{t}: {e}" for t, e in self._refused[:3]) or error.str()
             self.producer.abort_transaction(60)
             self._rewind(offsets)
+            self.engine.stats.restore(before[0])
+            self.event_state.rollback(before[1])
             self.stats.delivery_failures.update(t for t, _ in self._refused or [("?", "")])
             self.stats.ingest_stall = self.stall.status()
             self.stall.failed(reason, self.stopping)
             return
+        for alert in self._sent_alerts:  # committed: now they count
+            self.stats.alerts_sent += 1
+            log.warning("ALERT %s", one_line(alert))
         if self.stall.attempts:
             self.stall.cleared()
             self.stats.ingest_stall = None
@@ -292,8 +302,7 @@ class Ingest:
             for alert in self.engine.process(decoded, self.event_state, scope="ingest"):
                 value = self.engine.alert_bytes(alert)
                 self._produce(self.settings.alerts_topic, self.engine.alert_key(alert), value, None)
-                stats.alerts_sent += 1
-                log.warning("ALERT %s", one_line(alert))
+                self._sent_alerts.append(alert)
             return
         stats.forwarded += 1
         candidates.append(

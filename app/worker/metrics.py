@@ -86,10 +86,13 @@ class WorkerCollector(Collector):
             "seqwatch_alerts", "Alerts produced", value=s.alerts_sent + s.ingest_alerts
         )
         engine_stats = _engine_stats(self._engine)
+        held = engine_stats.get("held_by_cap", 0)
+        if s.ingest_engine is not None:  # an event rule's cap is applied by the ingest
+            held += s.ingest_engine.get("held_by_cap", 0)
         yield CounterMetricFamily(
             "seqwatch_alerts_held_by_cap",
             "Alerts held back by the per-bucket alert cap",
-            value=engine_stats.get("held_by_cap", 0),
+            value=held,
         )
         yield CounterMetricFamily(
             "seqwatch_late_events",

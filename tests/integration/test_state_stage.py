@@ -309,6 +309,37 @@ def test_a_refused_forward_stalls_the_ingest_loudly_until_fixed(env: Env) -> Non
         worker.stop()
 
 
+def test_an_event_rules_alerts_survive_a_stalled_ingest_under_the_cap(env: Env) -> None:
+    """An event rule's alerts leave from the ingest stage: a refused alert aborts the
+    batch, and the redo must not count the aborted attempt against the alert cap."""
+    rule = env.tmp / "event_rule.toml"
+    rule.write_text(
+        '[rule]\nrule_id = "event-stall"\nname = "MSBuild started"\nquery = """\n'
+        'process where event.type == "start" and process.name : "msbuild.exe"\n"""\n'
+    )
+    client, _ = kadmin.connect(env.kafka)
+    # The ingest compresses (lz4): a 4 KB alert fits in 2,000 bytes, not in 100.
+    kadmin.create_topic(client, env.alerts, 4, 1, {"max.message.bytes": "100"})
+    ids = [events.entity(i, "evst") for i in range(5)]
+    worker = env.worker("--rule", str(rule), "--alert-cap", "5").start()
+    alerts = TopicReader(env.kafka, env.alerts)
+    try:
+        worker.wait_ready()
+        produce(
+            env.kafka, env.inputs["winlogbeat"], [events.start(e, i) for i, e in enumerate(ids)]
+        )
+        stalled = _unhealthy(worker, "stalled", lambda h: h["stalled"]["attempts"] >= 2, 60)[
+            "stalled"
+        ]
+        assert env.alerts in stalled["reason"]
+        _alter_max_message_bytes(env.kafka, env.alerts, 1_048_576)
+        _exactly_once(alerts, set(ids), worker)
+        assert worker.metric("seqwatch_alerts_held_by_cap_total") == 0
+        assert worker.metric("seqwatch_alerts_total") == len(ids)
+    finally:
+        worker.stop()
+
+
 def test_poison_records_on_the_repartition_topic_are_deadlettered_once(env: Env) -> None:
     first = [events.entity(i, "psn1") for i in range(50)]
     second = [events.entity(i, "psn2") for i in range(50)]
