@@ -10,7 +10,8 @@ from __future__ import annotations
 import gzip
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -19,6 +20,7 @@ import click
 from app.cli.options import settings_from, settings_options
 from app.durations import format_duration
 from app.engine import Engine, EngineSettings, Event, MemoryState, load_rule
+from app.engine.limits import DEFAULT_LIMITS
 from app.errors import ConfigError
 
 
@@ -75,13 +77,29 @@ def detect(files: tuple[str, ...], rule_path: str | None, **options: Any) -> Non
     for name in names:
         if name != "-" and not Path(name).is_file():
             _open(name)  # raises the right ConfigError
-    engine = Engine.from_settings(rule, settings)
-    state = MemoryState(serialize=False)
+    engine = Engine.from_settings(rule, settings, limits=DETECT_LIMITS)
     out = sys.stdout.buffer
-    scan, process, dumps = engine.scan_block, engine.process, engine.alert_bytes
+    dumps = engine.alert_bytes
     started = time.perf_counter()
+    for alert in run(engine, _blocks(names)):
+        out.write(dumps(alert) + b"\n")
+    out.flush()
+    elapsed = time.perf_counter() - started
+    _summary(engine, elapsed, settings.ttl_ms, settings.lateness_ms)
+
+
+DETECT_LIMITS = replace(DEFAULT_LIMITS, buffered_events=1 << 30)
+"""Offline, a key holds its events until the watermark however many there are: the
+answer is Elasticsearch's for any disorder within the lateness (the stream bounds it)."""
+
+
+def run(engine: Engine, blocks: Iterable[tuple[int, str, bytes]]) -> Iterator[dict[str, Any]]:
+    """The alerts of `engine` over (file index, file name, NDJSON block) in order: what
+    `seqwatch detect` prints, and what the conformance tests compare with Elasticsearch."""
+    state = MemoryState(serialize=False)
+    scan, process = engine.scan_block, engine.process
     current, current_topic, line = -1, "", 1
-    for index, topic, block in _blocks(names):
+    for index, topic, block in blocks:
         if index != current:  # a new file: its line numbers start at 1
             if current >= 0:
                 engine.end_source(state, current_topic, 0)
@@ -90,11 +108,11 @@ def detect(files: tuple[str, ...], rule_path: str | None, **options: Any) -> Non
         line += newlines
         for result in results:
             if type(result) is Event:
-                for alert in process(result, state):
-                    out.write(dumps(alert) + b"\n")
-    out.flush()
-    elapsed = time.perf_counter() - started
-    _summary(engine, elapsed, settings.ttl_ms, settings.lateness_ms)
+                yield from process(result, state)
+            elif type(result) is tuple:
+                for event in result:
+                    yield from process(event, state)
+    yield from engine.finish(state)
 
 
 def _summary(engine: Engine, elapsed: float, ttl_ms: int, lateness_ms: int) -> None:

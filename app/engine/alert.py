@@ -104,13 +104,15 @@ def _stage(index: int, event: dict[str, Any]) -> dict[str, Any]:
 def build_alert(
     rule: Rule,
     key_fields: dict[str, Any],
-    events: list[dict[str, Any]],
+    events: list[dict[str, Any] | None],
     now_ms: int,
     scope: str,
 ) -> dict[str, Any]:
-    """An alert for the sequence `events` (Event.to_entry() dicts, in stage order)."""
-    first, last = events[0], events[-1]
-    ident = alert_id(rule.rule_id, [events[0]["d"]])
+    """An alert for the sequence `events` (Event.to_entry() dicts, in stage order; None
+    for a missing-event stage, which the alert shows as `{"stage": n, "missing": true}`)."""
+    present = [e for e in events if e is not None]
+    first, last = present[0], present[-1]
+    ident = alert_id(rule.rule_id, [first["d"]])
     now = format_timestamp_ms(now_ms)
     original_time = format_timestamp_ms(first["t"])
     alert: dict[str, Any] = {
@@ -133,7 +135,7 @@ def build_alert(
         },
     }
     for path in SHARED_FIELDS:
-        values = [e["f"].get(path) for e in events]
+        values = [e["f"].get(path) for e in present]
         if values[0] is not None and all(v == values[0] for v in values):
             _put(alert, path, values[0])
     for path in NETWORK_FIELDS:
@@ -142,7 +144,10 @@ def build_alert(
             _put(alert, path, value)
     for path, value in key_fields.items():
         _put(alert, path, value)
-    alert["events"] = [_stage(index, event) for index, event in enumerate(events)]
+    alert["events"] = [
+        _stage(index, event) if event is not None else {"stage": index + 1, "missing": True}
+        for index, event in enumerate(events)
+    ]
     alert["seqwatch"] = {"scope": scope, "first_ms": first["t"], "last_ms": last["t"]}
     alert.update(
         {

@@ -59,10 +59,12 @@ class FieldRef:
 
     path: str
     parts: tuple[str, ...]
+    optional: bool = False
+    """`?field`: as a join key, a missing value is null and joins other nulls."""
 
     @classmethod
-    def of(cls, path: str) -> FieldRef:
-        return cls(path, tuple(path.split(".")))
+    def of(cls, path: str, optional: bool = False) -> FieldRef:
+        return cls(path, tuple(path.split(".")), optional)
 
 
 # -- intermediate representation -----------------------------------------------------------
@@ -392,7 +394,11 @@ def _selectivity(req: frozenset[str]) -> int:
 
 @dataclass(frozen=True)
 class Stage:
-    """One `[category where condition]` of the sequence."""
+    """One `[category where condition] [by keys]` of the sequence (or its `until`).
+
+    `keys` are the stage's whole join key: the sequence's `by` fields, then its own.
+    A `with runs=N` stage is N stages here; a missing-event stage (`![...]`) has `missing`.
+    """
 
     index: int
     category: str | None
@@ -401,22 +407,55 @@ class Stage:
     required: frozenset[str] | None
     fields: frozenset[str]
     text: str
+    keys: tuple[FieldRef, ...] = ()
+    missing: bool = False
 
 
 @dataclass(frozen=True)
 class CompiledQuery:
-    """`sequence by keys [with maxspan=...] [stage 1] [stage 2]`, or an event query
-    (`category where condition`: one stage, no keys), ready to evaluate."""
+    """`sequence [by keys] [with maxspan=...] [stage] [stage] ... [until [stage]]`, or an
+    event query (`category where condition`: one stage, no keys), ready to evaluate."""
 
     keys: tuple[FieldRef, ...]
     maxspan_ms: int | None
     stages: tuple[Stage, ...]
     fields: frozenset[str] = field(default_factory=frozenset)
     kind: str = "sequence"
+    until: Stage | None = None
 
     @property
     def is_event(self) -> bool:
         return self.kind == "event"
+
+    @property
+    def matchable(self) -> tuple[Stage, ...]:
+        """Every stage an event is tested against: the stages, then `until` (if any)."""
+        return self.stages if self.until is None else (*self.stages, self.until)
+
+    @property
+    def positive(self) -> tuple[Stage, ...]:
+        return tuple(s for s in self.stages if not s.missing)
+
+    @property
+    def is_pair(self) -> bool:
+        """A plain two-stage `sequence by` whose stages no event can both match.
+
+        This shape runs on the eager matcher (`sequence.Matcher`), which alerts as soon as
+        both halves are known, in any arrival order; any other sequence runs on the
+        ordered one (`ordered.OrderedMatcher`), which waits for the watermark.
+        """
+        if self.kind != "sequence" or len(self.stages) != 2 or self.until is not None:
+            return False
+        first, second = self.stages
+        return (
+            bool(self.keys)
+            and not any(s.missing for s in self.stages)
+            and first.keys == self.keys == second.keys
+            and not any(k.optional for k in self.keys)
+            and first.category is not None
+            and second.category is not None
+            and first.category.lower() != second.category.lower()
+        )
 
 
 class _Compiler:
@@ -444,8 +483,9 @@ class _Compiler:
         snippet = self._snippet(node)
         shown = f"unsupported {what}" if snippet in what else f"unsupported {what} `{snippet}`"
         return QueryError(
-            f"{shown} {self._where(node)} (supported: event queries, two-stage sequence by,"
-            " with maxspan, and/or/not, comparisons, in, in~, :, like, regex, functions)"
+            f"{shown} {self._where(node)} (supported: event queries; sequences with by,"
+            " maxspan, until, runs, ![...]; and/or/not, comparisons, in, in~, :, like,"
+            " regex, functions)"
         )
 
     # structure ---------------------------------------------------------------------------
@@ -477,7 +517,8 @@ class _Compiler:
     def sequence(self, node: Tree) -> CompiledQuery:
         keys: tuple[FieldRef, ...] = ()
         maxspan: int | None = None
-        stages: list[Stage] = []
+        parts: list[tuple[Tree, tuple[FieldRef, ...], int, bool]] = []
+        until: tuple[Tree, tuple[FieldRef, ...]] | None = None
         for child in node.children:
             if child is None:
                 continue
@@ -486,20 +527,53 @@ class _Compiler:
             elif child.data == "with_params":
                 maxspan = self.maxspan(child)
             elif child.data == "subquery_by":
-                stages.append(self.stage(child, len(stages)))
+                parts.append(self.stage_parts(child))
             elif child.data == "until_subquery_by":
-                raise self.reject("`until` clause", child)
+                subquery, stage_keys, runs, missing = self.stage_parts(child.children[0])
+                if runs != 1 or missing:
+                    raise self.reject("`with runs` or `![...]` in `until`", child)
+                until = (subquery, stage_keys)
             else:
                 raise self.reject(f"sequence parameter ({child.data})", child)
-        if not keys:
-            raise self.reject("sequence without `by` keys", node)
-        if len(stages) != 2:
+        widths = {len(stage_keys) for _, stage_keys, _, _ in parts}
+        if until is not None:
+            widths.add(len(until[1]))
+        if len(widths) > 1:
             raise QueryError(
-                f"unsupported sequence of {len(stages)} stages {self._where(node)}"
-                " (seqwatch implements two-stage sequences)"
+                f"inconsistent number of join keys across stages {self._where(node)}"
+                " (every stage, and `until`, must have as many `by` fields)"
             )
-        fields = frozenset().union(*(s.fields for s in stages), (k.path for k in keys))
-        return CompiledQuery(keys, maxspan, tuple(stages), fields)
+        stages: list[Stage] = []
+        for subquery, stage_keys, runs, missing in parts:
+            for _ in range(runs):
+                stage = self.event_stage(subquery.children[-1], len(stages), subquery)
+                stages.append(_keyed(stage, keys + stage_keys, missing))
+        if len(stages) < 2:
+            raise QueryError(
+                f"a sequence needs at least 2 stages, found {len(stages)} {self._where(node)}"
+            )
+        if all(s.missing for s in stages):
+            raise QueryError(
+                f"a sequence needs at least one stage that is not `![...]` {self._where(node)}"
+            )
+        if any(s.missing for s in stages) and maxspan is None:
+            raise QueryError(
+                f"a sequence with missing-event stages `![...]` needs `with maxspan`"
+                f" {self._where(node)} (without it, absence is never decided)"
+            )
+        until_stage = None
+        if until is not None:
+            subquery, stage_keys = until
+            until_stage = _keyed(
+                self.event_stage(subquery.children[-1], len(stages), subquery),
+                keys + stage_keys,
+                False,
+            )
+        everything = [*stages, *([until_stage] if until_stage else [])]
+        fields = frozenset().union(
+            *(s.fields for s in everything), (k.path for s in everything for k in s.keys)
+        )
+        return CompiledQuery(keys, maxspan, tuple(stages), fields, until=until_stage)
 
     def join_keys(self, node: Tree) -> tuple[FieldRef, ...]:
         (expressions,) = node.children
@@ -514,22 +588,32 @@ class _Compiler:
             raise self.reject("maxspan (expected e.g. 30s, 5m, 500ms)", time_range)
         return parse_duration(f"{amount}{unit_name}", what="maxspan")
 
-    def stage(self, node: Tree, index: int) -> Stage:
+    def stage_parts(self, node: Tree) -> tuple[Tree, tuple[FieldRef, ...], int, bool]:
+        """(subquery, the stage's own `by` fields, runs, missing) of a `subquery_by`."""
         subquery, *extras = node.children
+        stage_keys: tuple[FieldRef, ...] = ()
+        runs = 1
         for extra in extras:
-            if extra is not None:
-                label = {
-                    "join_values": "per-stage `by`",
-                    "fork_param": "`fork`",
-                    "repeated_sequence": "`with runs`",
-                    "sequence_alias": "alias",
-                }.get(extra.data, str(extra.data))
+            if extra is None:
+                continue
+            if extra.data == "join_values":
+                stage_keys = self.join_keys(extra)
+            elif extra.data == "repeated_sequence":
+                count = next(c for c in extra.children if str(c) != "=")
+                runs = int(str(count))
+                if not 1 <= runs <= 100:
+                    raise QueryError(
+                        f"`with runs={runs}` {self._where(extra)}: runs must be 1 to 100"
+                    )
+            else:
+                label = {"fork_param": "`fork`", "sequence_alias": "alias"}.get(
+                    extra.data, str(extra.data)
+                )
                 raise self.reject(label, extra)
-        event_query = subquery.children[-1]
-        for child in subquery.children[:-1]:
-            if isinstance(child, Token) and child.type == "MISSING_EVENT_OPEN":
-                raise self.reject("missing-event stage `![...]`", subquery)
-        return self.event_stage(event_query, index, subquery)
+        missing = any(
+            isinstance(c, Token) and c.type == "MISSING_EVENT_OPEN" for c in subquery.children
+        )
+        return subquery, stage_keys, runs, missing
 
     def event_stage(self, event_query: Tree, index: int, span: Tree) -> Stage:
         """`category where condition` as a stage; `span` is the text the stage shows."""
@@ -743,11 +827,12 @@ class _Compiler:
             return FieldRef.of(self.name(inner))
         token = node.children[0]
         text = str(token)
-        if text.startswith("?"):
-            text = text[1:]  # optional field: a missing field is null, as for any field here
+        optional = text.startswith("?")
+        if optional:
+            text = text[1:]  # in a condition, a missing field is null as for any field
         if "`" in text or "[" in text or any(c.isspace() for c in text):
             raise self.reject("escaped or indexed field", node)
-        return FieldRef.of(text)
+        return FieldRef.of(text, optional)
 
     def name(self, node: Tree | Token) -> str:
         if isinstance(node, Token):
@@ -782,6 +867,20 @@ _CONSTRUCT_NAMES = {
     "named_subquery": "subquery",
     "varpath": "variable",
 }
+
+
+def _keyed(stage: Stage, keys: tuple[FieldRef, ...], missing: bool) -> Stage:
+    return Stage(
+        index=stage.index,
+        category=stage.category,
+        node=stage.node,
+        predicate=stage.predicate,
+        required=stage.required,
+        fields=stage.fields,
+        text=stage.text,
+        keys=keys,
+        missing=missing,
+    )
 
 
 def compile_query(text: str) -> CompiledQuery:

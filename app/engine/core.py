@@ -17,17 +17,23 @@ import orjson
 
 from app.engine.alert import ALERT_FIELDS, build_alert
 from app.engine.compile import FieldRef, _as_text
-from app.engine.event import Event, Reject, Source
+from app.engine.event import Decoded, Event, Reject, Source
 from app.engine.limits import DEFAULT_LIMITS, Limits
 from app.engine.normalise import View
+from app.engine.ordered import OrderedMatcher
 from app.engine.prefilter import Prefilter
 from app.engine.rule import Rule
 from app.engine.sequence import Matcher, Stats
 from app.engine.settings import EngineSettings
-from app.engine.state import StateStore
+from app.engine.state import MemoryState, StateStore
 from app.engine.trim import bound_fields, bound_original
 
 MAX_EVENT_BYTES = 1_048_576
+
+
+def join_key_values(key: str) -> list[str | None]:
+    """The values of a join key as `Engine._keys_of` encoded it (see there)."""
+    return orjson.loads(key) if key.startswith("[") else [key]
 
 
 class _KeyTooLong(Exception):
@@ -65,6 +71,7 @@ class Engine:
         prefilter: bool = True,
         clock: Callable[[], float] = time.time,
         limits: Limits = DEFAULT_LIMITS,
+        tiebreaker: str | None = "event.sequence",
     ) -> None:
         if ttl_ms <= 0:
             raise ValueError("ttl_ms must be positive")
@@ -80,17 +87,24 @@ class Engine:
         self.limits = limits
         compiled = rule.compiled
         self.span_ms = min(ttl_ms, compiled.maxspan_ms) if compiled.maxspan_ms else ttl_ms
-        self._predicates = tuple(stage.predicate for stage in compiled.stages)
+        matchable = compiled.matchable
+        self._predicates = tuple(stage.predicate for stage in matchable)
         self._keys = compiled.keys
+        # Stages that join on the same fields share one key computation.
+        self._stage_keys = tuple(stage.keys for stage in matchable)
         self.is_event = compiled.is_event
         """An event rule: every matching event alerts, without join keys or key state."""
-        self._key_paths = frozenset(ref.path for ref in compiled.keys)
+        self.is_pair = compiled.is_pair
+        self._key_paths = frozenset(
+            ref.path for stage in matchable for ref in stage.keys
+        ) | frozenset(ref.path for ref in compiled.keys)
         self._capture = tuple(
             FieldRef.of(path) for path in sorted({*compiled.fields, *ALERT_FIELDS})
         )
+        self.tiebreaker = FieldRef.of(tiebreaker) if tiebreaker else None
         self.prefilter: Prefilter | None = Prefilter(compiled) if prefilter else None
         self.stats = Stats()
-        self._matcher = Matcher(
+        matcher_options: dict[str, Any] = dict(
             span_ms=self.span_ms,
             ttl_ms=ttl_ms,
             lateness_ms=lateness_ms,
@@ -101,6 +115,14 @@ class Engine:
             make_alert=self._make_alert,
             limits=limits,
             clock=clock,
+        )
+        self.is_ordered = not (self.is_event or self.is_pair)
+        """A sequence run on the ordered matcher: held until the watermark, then matched
+        in Elasticsearch's order (`ordered`); alerts wait for the lateness."""
+        self._matcher: Matcher = (
+            OrderedMatcher(compiled=compiled, **matcher_options)
+            if self.is_ordered
+            else Matcher(**matcher_options)
         )
 
     @classmethod
@@ -114,12 +136,14 @@ class Engine:
             settings.cap_window_ms,
             source_skew_ms=settings.source_skew_ms,
             max_event_bytes=settings.max_record_bytes,
+            tiebreaker=settings.tiebreaker or None,
             **options,
         )
 
     # decoding ------------------------------------------------------------------------------
-    def decode(self, raw: bytes, source: Source) -> Event | Reject | None:
-        """Raw record -> Event, Reject (malformed: dead-letter it) or None (cannot match).
+    def decode(self, raw: bytes, source: Source) -> Decoded:
+        """Raw record -> Event (or a tuple of Events, one per join key: see
+        `event.Decoded`), Reject (malformed: dead-letter it) or None (cannot match).
 
         Irrelevant records are dropped by the prefilter before parsing; a record that passes
         the cheap checks (UTF-8, `{...}`) but cannot match is dropped even if its JSON is
@@ -154,13 +178,14 @@ class Engine:
             stats.dropped += 1
             return None
         try:
-            key = self._key(view)
+            keyed = self._keyed_stages(view, stages)
         except _KeyTooLong:
             stats.key_too_long += 1
             return None
-        if key is None:
+        if not keyed:
             stats.no_key += 1
             return None
+        key = next(iter(keyed))
         timestamp = view.timestamp_ms()
         if timestamp is None:
             return self._reject(Reject("bad_timestamp", f"cannot read event time of {key}"))
@@ -185,17 +210,28 @@ class Engine:
         if original is None:
             stats.trim("original")
         stats.decoded += 1
-        return Event(
-            key=key,
-            timestamp_ms=timestamp,
-            stages=stages,
-            digest=hashlib.sha256(body).hexdigest(),
-            source=source,
-            original=original,
-            fields=fields,
-            original_bytes=len(body),
-            trimmed=trimmed,
+        tiebreaker = None
+        if self.tiebreaker is not None:
+            found = view.values(self.tiebreaker.path, self.tiebreaker.parts)
+            if found and type(found[0]) in (int, float, str):
+                tiebreaker = found[0]
+        digest = hashlib.sha256(body).hexdigest()
+        events = tuple(
+            Event(
+                key=key,
+                timestamp_ms=timestamp,
+                stages=key_stages,
+                digest=digest,
+                source=source,
+                original=original,
+                fields=fields,
+                original_bytes=len(body),
+                trimmed=trimmed,
+                tiebreaker=tiebreaker,
+            )
+            for key, key_stages in keyed.items()
         )
+        return events[0] if len(events) == 1 else events
 
     def scan_block(
         self, block: bytes, topic: str, first_line: int = 1
@@ -276,20 +312,58 @@ class Engine:
                     results.append(result)
         return results
 
-    def _key(self, view: View) -> str | None:
-        """The join key, or None without one; raises _KeyTooLong past `key_chars`."""
-        if not self._keys:
-            return ""  # an event rule: nothing to join on
-        parts: list[str] = []
-        for ref in self._keys:
-            values = view.values(ref.path, ref.parts)
-            text = _as_text(values[0]) if values else None
-            if text is None:
-                return None
-            if len(text) > self.limits.key_chars:
-                raise _KeyTooLong
-            parts.append(text)
-        return parts[0] if len(parts) == 1 else orjson.dumps(parts).decode()
+    def _keyed_stages(self, view: View, stages: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """{join key: the matched stages that join under it}; empty without any key.
+
+        As Elasticsearch (8.6+) joins a multi-valued key field on each of its values, an
+        event joins under every combination of its key fields' values (at most
+        `Limits.key_fanout`); a missing `?field` is null and joins other nulls, a missing
+        plain field gives no key. Raises _KeyTooLong past `key_chars`.
+        """
+        first = self._stage_keys[stages[0]]
+        if len(stages) == 1 or all(self._stage_keys[s] == first for s in stages):
+            return dict.fromkeys(self._keys_of(view, first), stages)
+        out: dict[str, list[int]] = {}
+        cache: dict[tuple[FieldRef, ...], list[str]] = {}
+        for stage in stages:
+            refs = self._stage_keys[stage]
+            keys = cache.get(refs)
+            if keys is None:
+                keys = cache[refs] = self._keys_of(view, refs)
+            for key in keys:
+                out.setdefault(key, []).append(stage)
+        return {key: tuple(found) for key, found in out.items()}
+
+    def _keys_of(self, view: View, refs: tuple[FieldRef, ...]) -> list[str]:
+        if not refs:
+            return [""]  # an event rule, or a sequence without `by`: nothing to join on
+        choices: list[list[str | None]] = []
+        for ref in refs:
+            texts: list[str | None] = []
+            for value in view.values(ref.path, ref.parts):
+                text = _as_text(value)
+                if text is None:
+                    continue
+                if len(text) > self.limits.key_chars:
+                    raise _KeyTooLong
+                if text not in texts:
+                    texts.append(text)
+            if not texts:
+                if not ref.optional:
+                    return []
+                texts.append(None)
+            choices.append(texts)
+        if len(choices) == 1:
+            # One field: a value is its own key (a process.entity_id stays as it is), a
+            # list form only for null and for values that could be mistaken for one.
+            return [
+                t if t is not None and not t.startswith("[") else orjson.dumps([t]).decode()
+                for t in choices[0]
+            ][: self.limits.key_fanout]
+        combos: list[list[str | None]] = [[]]
+        for texts in choices:
+            combos = [[*c, t] for c in combos for t in texts][: self.limits.key_fanout]
+        return [orjson.dumps(c).decode() for c in combos]
 
     def _reject(self, reject: Reject) -> Reject:
         self.stats.reject(reject.reason)
@@ -305,6 +379,12 @@ class Engine:
         if self.is_event:
             return self._matcher.process_event(event, state, scope)
         return self._matcher.process(event, state, scope)
+
+    def finish(self, state: MemoryState, scope: str = "0") -> list[dict[str, Any]]:
+        """The input has ended (`seqwatch detect`): alerts still held for the watermark."""
+        if isinstance(self._matcher, OrderedMatcher):
+            return self._matcher.finish(state, scope)
+        return []
 
     def end_source(self, state: StateStore, topic: str, partition: int, scope: str = "0") -> None:
         """An input (topic partition, or file) has ended: it stops holding the watermark.
@@ -350,10 +430,16 @@ class Engine:
         """The largest value the engine writes to its state (a changelog record value)."""
         return self.limits.largest_value(len(self._keys))
 
-    def _make_alert(self, entries: list[dict[str, Any]], scope: str) -> dict[str, Any]:
-        key_fields = {ref.path: entries[0]["f"].get(ref.path) for ref in self._keys}
+    def _make_alert(
+        self, entries: list[dict[str, Any] | None], scope: str, key: str | None = None
+    ) -> dict[str, Any]:
+        first = next(e for e in entries if e is not None)
+        key_fields = {ref.path: first["f"].get(ref.path) for ref in self._keys}
         now_ms = int(self.clock() * 1000)
-        return build_alert(self.rule, key_fields, entries, now_ms, scope)
+        alert = build_alert(self.rule, key_fields, entries, now_ms, scope)
+        if key:
+            alert["seqwatch"]["join_keys"] = join_key_values(key)
+        return alert
 
     @staticmethod
     def alert_bytes(alert: dict[str, Any]) -> bytes:

@@ -26,6 +26,17 @@ class Reject(NamedTuple):
     detail: str
 
 
+Decoded = Any
+"""What `Engine.decode` returns: an Event, a tuple of Events (one record that joins under
+several keys: a multi-valued join key, or stages keyed by different fields), a Reject, or
+None. `events_of()` turns the first two into a sequence of Events."""
+
+
+def events_of(decoded: Decoded) -> tuple[Event, ...]:
+    """The Events of a decode() result that is not a Reject or None."""
+    return decoded if type(decoded) is tuple else (decoded,)
+
+
 class FormatError(ValueError):
     """A repartition record this version cannot read (another version wrote it, or a bug)."""
 
@@ -51,6 +62,7 @@ class Event:
     fields: dict[str, Any]
     original_bytes: int = 0
     trimmed: tuple[str, ...] = ()
+    tiebreaker: int | float | str | None = None
 
     def to_entry(self) -> dict[str, Any]:
         """What a state store holds of the event (its key is the state key's)."""
@@ -65,6 +77,8 @@ class Event:
         }
         if self.trimmed:
             entry["tr"] = list(self.trimmed)
+        if self.tiebreaker is not None:
+            entry["tb"] = self.tiebreaker
         return entry
 
     def to_bytes(self) -> bytes:
@@ -97,6 +111,7 @@ class Event:
                 fields=data["f"],
                 original_bytes=data.get("ob", 0),
                 trimmed=tuple(data.get("tr", ())),
+                tiebreaker=data.get("tb"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"repartition record lacks or mistypes {exc}") from None
@@ -108,6 +123,7 @@ class Event:
             isinstance(topic, str) and type(partition) is int and type(offset) is int,
             isinstance(event.fields, dict),
             event.original is None or isinstance(event.original, dict),
+            event.tiebreaker is None or type(event.tiebreaker) in (int, float, str),
         )
         if not all(checks):
             raise FormatError("repartition record has a field of the wrong type")

@@ -41,6 +41,11 @@ class Limits:
     original_bytes: int = 8_192
     key_chars: int = 1_024
     pending_starts: int = 4
+    key_fanout: int = 16
+    """Join keys one record joins under (combinations of multi-valued key fields)."""
+    buffered_events: int = 16
+    """Events a key of an ordered sequence holds until the watermark releases them; past
+    that, the earliest are matched at once (counted as `trimmed{kind="buffer"}`)."""
     held_events: int = 4
     seen_markers: int = 32
     sources: int = 256

@@ -140,7 +140,7 @@ class Matcher:
         cap_window_ms: int,
         source_skew_ms: int,
         stats: Stats,
-        make_alert: Callable[[list[Entry], str], dict[str, Any]],
+        make_alert: Callable[[list[Entry | None], str, str | None], dict[str, Any]],
         limits: Limits = DEFAULT_LIMITS,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -194,7 +194,7 @@ class Matcher:
             start = self._latest_start(ks["s"], t)
             if start is not None and t - start["t"] <= self.span:
                 ks["s"] = [s for s in ks["s"] if _order(s) > _order(start)]
-                self._emit([start, entry], meta, scope, alerts)
+                self._emit([start, entry], meta, scope, alerts, event.key)
                 paired = start
             elif keep and done is not None and t >= done[0] and 0 not in event.stages:
                 self.stats.collapsed += 1  # only another start of this process could use it
@@ -206,7 +206,7 @@ class Matcher:
             if net is not None:
                 ks["n"] = [n for n in ks["n"] if n is not net]
                 ks["s"] = [s for s in ks["s"] if _order(s) > _order(entry)]
-                self._emit([entry, net], meta, scope, alerts)
+                self._emit([entry, net], meta, scope, alerts, event.key)
                 paired = entry
             elif keep:
                 self._pend(ks, entry)
@@ -342,14 +342,15 @@ class Matcher:
 
     def _emit(
         self,
-        entries: list[Entry],
+        entries: list[Entry | None],
         meta: dict[str, Any],
         scope: str,
         alerts: list[dict[str, Any]],
+        key: str | None = None,
     ) -> None:
-        alert = self.make_alert(entries, scope)
+        alert = self.make_alert(entries, scope, key)
         if self.cap > 0 and self.cap_window > 0:
-            bucket = str(max(e["t"] for e in entries) // self.cap_window)
+            bucket = str(max(e["t"] for e in entries if e is not None) // self.cap_window)
             counts: dict[str, int] = meta["c"]
             count = counts.get(bucket, 0)
             if count >= self.cap:
@@ -410,12 +411,19 @@ class Matcher:
         return bucket if wm is None else min(bucket, wm // self.bucket_ms + self.ahead)
 
     def _index(
-        self, state: StateStore, scope: str, meta: dict[str, Any], key: str, bucket: int
+        self,
+        state: StateStore,
+        scope: str,
+        meta: dict[str, Any],
+        key: str,
+        bucket: int,
+        kind: str = "x",
     ) -> None:
-        base = f"x|{scope}|{bucket}|{zlib.crc32(key.encode()) % INDEX_SHARDS}"
+        """Add `key` to index `kind` ("x": expiry, "r": release) at `bucket`."""
+        base = f"{kind}|{scope}|{bucket}|{zlib.crc32(key.encode()) % INDEX_SHARDS}"
         size = len(orjson.dumps(key)) + 3  # "key":1,
         first = state.get(base)
-        buckets: list[int] = meta["x"]
+        buckets: list[int] = meta.setdefault(kind, [])
         position = bisect.bisect_left(buckets, bucket)
         if position == len(buckets) or buckets[position] != bucket:
             buckets.insert(position, bucket)
@@ -438,6 +446,23 @@ class Matcher:
         state.set(f"{base}|{pages}", {"m": {key: 1}, "b": size})
         first["p"] = pages + 1
         state.set(base, first)
+
+    @staticmethod
+    def _sweep(state: StateStore, scope: str, bucket: int, kind: str = "x") -> list[str]:
+        """The keys indexed in `bucket` of index `kind`; deletes the bucket's pages."""
+        keys: list[str] = []
+        for shard in range(INDEX_SHARDS):
+            base = f"{kind}|{scope}|{bucket}|{shard}"
+            first = state.get(base)
+            if first is None:
+                continue
+            first = _page(first)
+            for page in range(first["p"]):
+                page_key = base if page == 0 else f"{base}|{page}"
+                members = first if page == 0 else _page(state.get(page_key) or {"m": {}})
+                keys.extend(members["m"])
+                state.delete(page_key)
+        return keys
 
     def _expire_key(
         self,
@@ -466,18 +491,8 @@ class Matcher:
         buckets: list[int] = meta["x"]
         while buckets and (buckets[0] + 1) * self.bucket_ms <= cutoff:
             bucket = buckets.pop(0)
-            for shard in range(INDEX_SHARDS):
-                base = f"x|{scope}|{bucket}|{shard}"
-                first = state.get(base)
-                if first is None:
-                    continue
-                first = _page(first)
-                for page in range(first["p"]):
-                    page_key = base if page == 0 else f"{base}|{page}"
-                    members = first if page == 0 else _page(state.get(page_key) or {"m": {}})
-                    for key in members["m"]:
-                        self._expire_key(state, scope, meta, key, cutoff, bucket)
-                    state.delete(page_key)
+            for key in self._sweep(state, scope, bucket):
+                self._expire_key(state, scope, meta, key, cutoff, bucket)
         self._forget_cap_buckets(meta, cutoff)
 
     def _forget_cap_buckets(self, meta: dict[str, Any], cutoff: int) -> None:

@@ -31,6 +31,14 @@ class EngineSettings:
         default=1_048_576,
         metadata=flag("--max-record-bytes", "Larger records are rejected (too_large).", kind=int),
     )
+    tiebreaker: str = field(
+        default="event.sequence",
+        metadata=flag(
+            "--tiebreaker",
+            "Field that orders events of equal time in sequences ('' = none), as in"
+            " Elasticsearch's tiebreaker_field.",
+        ),
+    )
     source_skew_ms: int = 3_600_000
     """An input lagging the most advanced one by more than this stops holding the
     watermark back (docs/semantics.md, Watermark)."""

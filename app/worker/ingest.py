@@ -30,6 +30,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from app.alerts_view import one_line
 from app.engine import Engine, MemoryState, Reject, Source, load_rule
+from app.engine.event import events_of
 from app.kafka.admin import QUIET
 from app.worker.deadletter import TOMBSTONE, bounded_deadletter, deadletter_headers
 from app.worker.metrics import WorkerStats
@@ -304,10 +305,9 @@ class Ingest:
                 self._produce(self.settings.alerts_topic, self.engine.alert_key(alert), value, None)
                 self._sent_alerts.append(alert)
             return
-        stats.forwarded += 1
-        candidates.append(
-            (decoded.timestamp_ms, decoded.key.encode(), decoded.to_bytes(), timestamp)
-        )
+        for event in events_of(decoded):  # one per join key the record joins under
+            stats.forwarded += 1
+            candidates.append((event.timestamp_ms, event.key.encode(), event.to_bytes(), timestamp))
 
     def _produce(
         self,

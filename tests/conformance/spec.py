@@ -1,0 +1,150 @@
+"""Elasticsearch's EQL spec suite, run through seqwatch's engine as `seqwatch detect` runs it.
+
+The queries and data are Elasticsearch's (x-pack/plugin/eql/qa/common/src/main/resources,
+copies with their licence under tests/data/elasticsearch-eql/; the endgame events are read
+in place from the `eql` package, `eql/etc/test_data.json`, the same file). The data is
+loaded as Elasticsearch's spec runner indexes it: the endgame FILETIME `timestamp` becomes
+`@timestamp` in ms, the mappings' aliases (`event.category` -> `event_type`,
+`event.sequence` -> the id field) and `null_value`s are applied, documents keep file order.
+Each query runs with the runner's tiebreaker and its answer is compared as the runner
+compares it (`BaseEqlSpecTestCase`): the tiebreaker of every event, sequence after sequence
+(-1 for a missing-event stage), in Elasticsearch's result order, at most `size` (50).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import eql.etc
+import orjson
+
+from app.cli.detect import DETECT_LIMITS, run
+from app.engine import Engine, EngineSettings
+from app.engine.compile import compile_query
+from app.engine.ordered import ordinal
+from app.engine.rule import Rule
+
+ES_DIR = Path(__file__).resolve().parents[1] / "data" / "elasticsearch-eql"
+ENDGAME = Path(eql.etc.__file__).parent / "test_data.json"
+FILETIME_EPOCH_MS = 11_644_473_600_000
+
+
+@dataclass(frozen=True)
+class Suite:
+    """One TOML file of queries over one data set, as EqlSpecTestCase & co. pair them."""
+
+    name: str
+    queries: Path
+    data: str  # "endgame", "extra", "missing-events"
+    tiebreaker: str
+
+
+SUITES = (
+    Suite("test_queries", ES_DIR / "test_queries.toml", "endgame", "serial_event_id"),
+    Suite(
+        "additional_test_queries",
+        ES_DIR / "additional_test_queries.toml",
+        "endgame",
+        "serial_event_id",
+    ),
+    Suite("test_queries_date", ES_DIR / "test_queries_date.toml", "endgame", "serial_event_id"),
+    Suite("test_extra", ES_DIR / "test_extra.toml", "extra", "sequence"),
+    Suite("test_missing_events", ES_DIR / "test_missing_events.toml", "missing-events", "sequence"),
+)
+
+
+@dataclass(frozen=True)
+class SpecQuery:
+    suite: Suite
+    name: str
+    query: str
+    expected: list[Any]
+    join_keys: list[str] | None
+    size: int
+    raw: dict[str, Any] = field(repr=False)
+
+
+def _json_with_comments(path: Path) -> Any:
+    lines = [ln for ln in path.read_text().splitlines() if not ln.lstrip().startswith("//")]
+    return json.loads("\n".join(lines))
+
+
+def _mapping(name: str) -> dict[str, Any]:
+    return _json_with_comments(ES_DIR / f"{name}.mapping")["properties"]
+
+
+def load_docs(data: str) -> list[dict[str, Any]]:
+    """The documents of a data set as the spec runner indexes them."""
+    if data == "endgame":
+        docs = json.loads(ENDGAME.read_text())
+        for doc in docs:
+            doc["@timestamp"] = doc["timestamp"] // 10_000 - FILETIME_EPOCH_MS
+            doc["event"] = {"category": doc["event_type"], "sequence": doc["serial_event_id"]}
+        return docs
+    docs = _json_with_comments(ES_DIR / f"{data}.data")
+    mapping = _mapping(data)
+    for doc in docs:
+        doc["event"] = {"category": doc["event_type"], "sequence": doc["sequence"]}
+        for name, spec in mapping.items():
+            if "null_value" in spec and name in doc and doc[name] is None:
+                doc[name] = spec["null_value"]  # indexed as its null_value, as ES does
+    return docs
+
+
+def load_suite(suite: Suite) -> list[SpecQuery]:
+    spec = tomllib.loads(suite.queries.read_text())
+    out = []
+    for q in spec["queries"]:
+        out.append(
+            SpecQuery(
+                suite,
+                q["name"],
+                q["query"],
+                q["expected_event_ids"],
+                q.get("join_keys"),
+                q.get("size", 50),
+                q,
+            )
+        )
+    return out
+
+
+def is_sequence(query: str) -> bool:
+    return query.lstrip().lower().startswith("sequence")
+
+
+def run_query(spec: SpecQuery, docs: list[dict[str, Any]]) -> tuple[list[int], list[str]]:
+    """(event ids, join keys) of the engine's answer, in Elasticsearch's result order."""
+    compiled = compile_query(spec.query)
+    rule = Rule(rule_id="spec", name=spec.name, query=spec.query, compiled=compiled)
+    settings = EngineSettings(
+        ttl_ms=100 * 365 * 86_400_000, alert_cap=0, tiebreaker=spec.suite.tiebreaker
+    )
+    engine = Engine.from_settings(rule, settings, limits=DETECT_LIMITS, clock=lambda: 4e9)
+    block = b"\n".join(orjson.dumps(d) for d in docs) + b"\n"
+    alerts = list(run(engine, [(0, spec.suite.data, block)]))
+    tiebreaker = spec.suite.tiebreaker
+
+    def position(alert: dict[str, Any]) -> Any:
+        present = [e for e in alert["events"] if not e.get("missing")]
+        last = present[-1]
+        entry = {
+            "t": last["timestamp_ms"],
+            "d": last["digest"],
+            "tb": last["original"].get(tiebreaker),
+        }
+        return ordinal(entry), alert["seqwatch"].get("join_keys", [])
+
+    alerts.sort(key=position)  # Elasticsearch lists results by their last event
+    alerts = alerts[: spec.size]
+    ids: list[int] = []
+    keys: list[str] = []
+    for alert in alerts:
+        for event in alert["events"]:
+            ids.append(-1 if event.get("missing") else event["original"][tiebreaker])
+        keys.extend("null" if k is None else str(k) for k in alert["seqwatch"].get("join_keys", []))
+    return ids, keys
