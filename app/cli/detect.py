@@ -21,6 +21,7 @@ from app.cli.options import settings_from, settings_options
 from app.durations import format_duration
 from app.engine import Engine, EngineSettings, Event, MemoryState, load_rule
 from app.engine.limits import DEFAULT_LIMITS
+from app.engine.ordered import ordinal
 from app.errors import ConfigError
 
 
@@ -81,7 +82,10 @@ def detect(files: tuple[str, ...], rule_path: str | None, **options: Any) -> Non
     out = sys.stdout.buffer
     dumps = engine.alert_bytes
     started = time.perf_counter()
-    for alert in run(engine, _blocks(names)):
+    alerts: Iterable[dict[str, Any]] = run(engine, _blocks(names))
+    if rule.compiled.pipes:
+        alerts = apply_pipes(list(alerts), rule.compiled.pipes)
+    for alert in alerts:
         out.write(dumps(alert) + b"\n")
     out.flush()
     elapsed = time.perf_counter() - started
@@ -113,6 +117,25 @@ def run(engine: Engine, blocks: Iterable[tuple[int, str, bytes]]) -> Iterator[di
                 for event in result:
                     yield from process(event, state)
     yield from engine.finish(state)
+
+
+def result_order(alert: dict[str, Any]) -> Any:
+    """Elasticsearch's order of results: by the last event of the sequence (the event
+    itself for an event query), then the join key."""
+    last = [e for e in alert["events"] if not e.get("missing")][-1]
+    entry = {"t": last["timestamp_ms"], "d": last["digest"], "tb": last.get("tiebreaker")}
+    keys = alert.get("seqwatch", {}).get("join_keys") or []
+    return ordinal(entry), ["" if k is None else str(k) for k in keys]
+
+
+def apply_pipes(
+    alerts: list[dict[str, Any]], pipes: tuple[tuple[str, int], ...]
+) -> list[dict[str, Any]]:
+    """`head N` / `tail N` over the answer in Elasticsearch's result order."""
+    alerts = sorted(alerts, key=result_order)
+    for name, count in pipes:
+        alerts = alerts[:count] if name == "head" else alerts[len(alerts) - count :]
+    return alerts
 
 
 def _summary(engine: Engine, elapsed: float, ttl_ms: int, lateness_ms: int) -> None:

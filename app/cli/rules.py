@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from app.engine import RuleError, load_rule
+from app.engine.rule import stream_problem
 
 
 @click.group()
@@ -62,9 +63,13 @@ def check(paths: tuple[str, ...], quiet: bool) -> None:
             continue
         loaded += 1
         if not quiet:
-            kind = (
-                "event" if rule.compiled.is_event else f"{len(rule.compiled.stages)}-stage sequence"
-            )
+            compiled = rule.compiled
+            kind = "event" if compiled.is_event else f"{len(compiled.stages)}-stage sequence"
+            if not compiled.is_event:
+                kind += ", eager" if compiled.is_pair else ", ordered"
+            problem = stream_problem(rule)
+            if problem is not None:
+                kind += ", detect only: pipes"
             click.echo(f"ok       {path} ({kind}) {rule.name}")
     click.echo(f"{loaded} loaded, {refused} refused, {skipped} skipped (not EQL)")
     raise SystemExit(1 if refused else 0)

@@ -98,6 +98,8 @@ def _stage(index: int, event: dict[str, Any]) -> dict[str, Any]:
         out["original_omitted_bytes"] = event.get("ob", 0)
     if event.get("tr"):
         out["fields_trimmed"] = event["tr"]
+    if event.get("tb") is not None:
+        out["tiebreaker"] = event["tb"]
     return out
 
 

@@ -13,6 +13,7 @@ address is missing or unparsable), and an array matches when any element does.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from lark.exceptions import LarkError, UnexpectedInput
 
 from app.durations import parse_duration
 from app.engine.normalise import DERIVED_FIELDS, View
+from app.engine.timestamps import parse_timestamp_ms
 from app.engine.values import (
     BOOLEAN_FUNCTIONS,
     CASE_FUNCTIONS,
@@ -293,6 +295,18 @@ class Relation(Node):
 
     def compile(self) -> Predicate:
         lg, rg, op = self.left.getter(), self.right.getter(), self.op
+        both_optional = all(
+            isinstance(e, FieldValue) and e.optional for e in (self.left, self.right)
+        )
+        if both_optional and op == "==":
+
+            def optional_equal(view: View) -> bool:
+                lefts, rights = lg(view), rg(view)
+                if not lefts and not rights:
+                    return True  # null == null
+                return any(compare(a, b, op) for a in lefts for b in rights)
+
+            return optional_equal
 
         def relation(view: View) -> bool:
             rights = rg(view)
@@ -302,6 +316,21 @@ class Relation(Node):
 
     def fields(self) -> set[str]:
         return self.left.fields() | self.right.fields()
+
+
+@dataclass(frozen=True)
+class NullCheck(Node):
+    """`expr == null`: the expression has no value (a function of a missing field, ...);
+    `null : (a > b)`: the comparison is null, because a side of it is."""
+
+    exprs: tuple[ValueExpr, ...]
+
+    def compile(self) -> Predicate:
+        getters = tuple(e.getter() for e in self.exprs)
+        return lambda view: any(not g(view) for g in getters)
+
+    def fields(self) -> set[str]:
+        return set().union(*(e.fields() for e in self.exprs))
 
 
 @dataclass(frozen=True)
@@ -422,6 +451,9 @@ class CompiledQuery:
     fields: frozenset[str] = field(default_factory=frozenset)
     kind: str = "sequence"
     until: Stage | None = None
+    pipes: tuple[tuple[str, int], ...] = ()
+    """`| head N` / `| tail N` over the result set, in order: `seqwatch detect` applies
+    them to its answer; the worker refuses them (a stream has no result set)."""
 
     @property
     def is_event(self) -> bool:
@@ -458,8 +490,21 @@ class CompiledQuery:
         )
 
 
+# A string literal (skipped), or a field name starting with `@` outside of one.
+_AT_FIELD = re.compile(
+    r'"""(?:.|\n)*?"""|\?"(?:[^"\\]|\\.)*"|"(?:[^"\\]|\\.)*"|`[^`]*`|(?<![\w.])@(\w[\w.]*)'
+)
+
+
+def _quote_at_fields(text: str) -> str:
+    """`@timestamp` as `` `@timestamp` ``: Elasticsearch's grammar takes field names that
+    start with `@`, the `eql` package's needs them escaped."""
+    return _AT_FIELD.sub(lambda m: f"`@{m.group(1)}`" if m.group(1) else m.group(0), text)
+
+
 class _Compiler:
     def __init__(self, text: str) -> None:
+        text = _quote_at_fields(text) if "@" in text else text
         self.text = text if text.endswith("\n") else text + "\n"
         with elasticsearch_syntax:  # the walker reads the dialect when it is made
             self.walker = LarkToEQL(self.text)
@@ -501,18 +546,35 @@ class _Compiler:
         except LarkError as exc:
             raise QueryError(f"invalid EQL syntax: {str(exc).splitlines()[0]}") from None
         base, pipes = tree.children[0], tree.children[1] if len(tree.children) > 1 else None
-        if pipes is not None:
-            raise self.reject("pipe", pipes)
         if base is None:
             raise QueryError("the query has no sequence")
         body = base.children[0]
         if isinstance(body, Tree) and body.data == "event_query":
             stage = self.event_stage(body, 0, body)
-            return CompiledQuery((), None, (stage,), stage.fields, kind="event")
-        if not isinstance(body, Tree) or body.data != "sequence":
+            compiled = CompiledQuery((), None, (stage,), stage.fields, kind="event")
+        elif not isinstance(body, Tree) or body.data != "sequence":
             kind = body.data if isinstance(body, Tree) else "query"
             raise self.reject(str(kind), body)
-        return self.sequence(body)
+        else:
+            compiled = self.sequence(body)
+        if pipes is None:
+            return compiled
+        return dataclasses.replace(compiled, pipes=self.pipes(pipes))
+
+    def pipes(self, node: Tree) -> tuple[tuple[str, int], ...]:
+        """Elasticsearch's pipes: `head N` and `tail N` (the others are Endgame's)."""
+        out: list[tuple[str, int]] = []
+        for pipe in node.children:
+            name = self.name(pipe.children[0]).lower()
+            args = pipe.children[1].children if len(pipe.children) > 1 and pipe.children[1] else []
+            args = [a for a in args if a is not None]
+            if name not in ("head", "tail"):
+                raise self.reject(f"pipe `{name}` (Elasticsearch runs `head` and `tail`)", pipe)
+            value = self.literal(args[0]) if len(args) == 1 else None
+            if type(value) is not int or value < 0:
+                raise self.reject(f"`{name}` argument (expected a count, e.g. {name} 10)", pipe)
+            out.append((name, value))
+        return tuple(out)
 
     def sequence(self, node: Tree) -> CompiledQuery:
         keys: tuple[FieldRef, ...] = ()
@@ -663,23 +725,58 @@ class _Compiler:
                 return Const(value)
             raise self.reject("non-boolean condition", node)
         if kind in ("field", "base_field"):
-            raise self.reject("bare field as condition", node)
+            return Truthy(self.value(node))  # true when the field's value is true
         raise self.reject(_CONSTRUCT_NAMES.get(kind, f"construct ({kind})"), node)
 
     def comparison(self, node: Tree) -> Node:
         left, op, right = node.children
         op_text = "==" if str(op) == "=" else str(op)
+        for a, b in ((left, right), (right, left)):
+            if (
+                op_text in ("==", "!=")
+                and self._is_literal(a)
+                and self.literal(a) is None
+                and isinstance(b, Tree)
+                and b.data == "comparison"
+            ):
+                null = self.null_of(b)  # `null == (a > b)`: the comparison is null
+                return Not(null) if op_text == "!=" else null
         if self._is_literal(left) and not self._is_literal(right):
             left, right = right, left
             op_text = _FLIPPED.get(op_text, op_text)
         if op_text in ("==", "!=") and self._is_field(left) and self._is_literal(right):
             ref = self.field(left)
             value = self.literal(right)
+            if ref.path == "@timestamp":
+                return Relation(self.value(left), op_text, self.time_literal(right))
             test: Node = IsNull(ref) if value is None else Compare(ref, (value,), "eq")
             return Not(test) if op_text == "!=" else test
+        if op_text in ("==", "!=") and self._is_literal(right) and self.literal(right) is None:
+            null = NullCheck((self.value(left),))
+            return Not(null) if op_text == "!=" else null
         if op_text not in _FLIPPED and op_text not in ("==", "!="):
             raise self.reject(f"operator `{op_text}`", op)
+        timestamp = self._is_field(left) and self.field(left).path == "@timestamp"
+        if timestamp and self._is_literal(right):
+            return Relation(self.value(left), op_text, self.time_literal(right))
         return Relation(self.value(left), op_text, self.value(right))
+
+    def time_literal(self, node: Tree | Token) -> Literal:
+        """A literal compared with `@timestamp`: a date string or epoch milliseconds."""
+        value = self.literal(node)
+        if isinstance(value, str):
+            ms = parse_timestamp_ms(value)
+            if ms is None:
+                raise QueryError(f"invalid date {value!r} {self._where(node)}")
+            return Literal(ms)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return Literal(value)
+        raise self.reject("value compared with @timestamp (a date or epoch ms)", node)
+
+    def null_of(self, node: Tree) -> Node:
+        """Whether the comparison `node` is null: one of its sides has no value."""
+        left, _, right = node.children
+        return NullCheck((self.value(left), self.value(right)))
 
     def membership(self, node: Tree, *, negate: bool) -> Node:
         left, in_token, expressions = node.children[:3]
@@ -701,6 +798,15 @@ class _Compiler:
     def string_predicate(self, node: Tree) -> Node:
         left, operator, *literals = node.children
         op = str(operator)
+        if (
+            op == ":"
+            and self._is_literal(left)
+            and self.literal(left) is None
+            and len(literals) == 1
+            and isinstance(literals[0], Tree)
+            and literals[0].data == "comparison"
+        ):
+            return self.null_of(literals[0])  # `null : (exit_code > -1)`
         values = tuple(self.literal(c) for c in literals if c is not None)
         if op == ":":
             if self._is_field(left):
@@ -765,7 +871,7 @@ class _Compiler:
         """A value expression: field, literal, function call, arithmetic, signed value."""
         if self._is_field(node):
             ref = self.field(node)
-            return FieldValue(ref.path, ref.parts)
+            return FieldValue(ref.path, ref.parts, ref.optional)
         if self._is_literal(node):
             return Literal(self.literal(node))
         if isinstance(node, Tree) and node.data == "function_call":
@@ -823,7 +929,8 @@ class _Compiler:
         if node.data == "base_field":
             inner = node.children[0]
             if isinstance(inner, Tree) and inner.data == "escaped_name":
-                raise self.reject("escaped field name", node)
+                escaped = str(inner.children[0])
+                return FieldRef.of(escaped[1:-1].replace("``", "`"))
             return FieldRef.of(self.name(inner))
         token = node.children[0]
         text = str(token)

@@ -414,21 +414,31 @@ class Engine:
                 rule.version,
             ]
         )
-        keys = len(self._keys)
+        keys = self._key_width
         # the rule's metadata twice (rule.*, kibana.alert.*), the key in the reason and
         # at the top level
         rule_bytes = 2 * len(meta) + 2 * self.limits.key_bytes(keys)
-        return self.limits.alert_bytes(rule_bytes, stages=2, key_fields=keys)
+        stages = len(self.rule.compiled.stages)
+        return self.limits.alert_bytes(rule_bytes, stages=stages, key_fields=self._key_width)
 
     @property
     def max_event_bytes_out(self) -> int:
         """The largest repartition record value (an event as `Event.to_bytes` writes it)."""
-        return self.limits.entry_bytes(len(self._keys)) + self.limits.key_bytes(len(self._keys))
+        width = self._key_width
+        return self.limits.entry_bytes(width) + self.limits.key_bytes(width)
 
     @property
     def max_state_bytes(self) -> int:
         """The largest value the engine writes to its state (a changelog record value)."""
-        return self.limits.largest_value(len(self._keys))
+        compiled = self.rule.compiled
+        if self.is_ordered:
+            return self.limits.largest_value(self._key_width, ordered_stages=len(compiled.positive))
+        return self.limits.largest_value(self._key_width)
+
+    @property
+    def _key_width(self) -> int:
+        """Fields in the longest join key (sequence `by` plus a stage's own)."""
+        return max([len(self._keys), *(len(keys) for keys in self._stage_keys)])
 
     def _make_alert(
         self, entries: list[dict[str, Any] | None], scope: str, key: str | None = None

@@ -46,6 +46,10 @@ class Limits:
     buffered_events: int = 16
     """Events a key of an ordered sequence holds until the watermark releases them; past
     that, the earliest are matched at once (counted as `trimmed{kind="buffer"}`)."""
+    waiting_sequences: int = 4
+    """Complete sequences a key holds until their trailing missing-event stage is decided;
+    past that, the oldest alerts at once (`trimmed{kind="waiting"}`): an alert too many
+    rather than one lost."""
     held_events: int = 4
     seen_markers: int = 32
     sources: int = 256
@@ -78,17 +82,28 @@ class Limits:
 
     def meta_bytes(self) -> int:
         """Largest per-partition meta value (watermark, inputs, expiry buckets, cap)."""
-        return self.sources * 300 + self.cap_buckets * 40 + (self.expiry_buckets + 8) * 24 + 512
+        buckets = 2 * (self.expiry_buckets + 8)  # the expiry and the release index
+        return self.sources * 300 + self.cap_buckets * 40 + buckets * 24 + 512
 
     def alert_bytes(self, rule_bytes: int, stages: int = 2, key_fields: int = 1) -> int:
         """Largest alert: the rule's metadata, each stage's event, shared fields once more."""
         return rule_bytes + stages * self.entry_bytes(key_fields) + 2 * self.fields_bytes + 4_096
 
-    def largest_value(self, key_fields: int = 1) -> int:
+    def ordered_key_state_bytes(self, stages: int, key_fields: int = 1) -> int:
+        """Largest state value of one join key of an ordered sequence of `stages` positive
+        stages: held events, a pending sequence per slot, waiting complete sequences."""
+        slots = sum(range(1, stages))  # slot k holds a sequence of k + 1 events
+        entries = self.buffered_events + slots + self.waiting_sequences * stages
+        return entries * self.entry_bytes(key_fields) + self.seen_markers * _MARKER_BYTES + 2048
+
+    def largest_value(self, key_fields: int = 1, ordered_stages: int | None = None) -> int:
         """Largest value the engine writes to a state store (changelog record value)."""
-        return max(
-            self.key_state_bytes(key_fields), self.meta_bytes(), self.index_page_bytes + 1_024
+        key = (
+            self.key_state_bytes(key_fields)
+            if ordered_stages is None
+            else self.ordered_key_state_bytes(ordered_stages, key_fields)
         )
+        return max(key, self.meta_bytes(), self.index_page_bytes + 1_024)
 
 
 DEFAULT_LIMITS = Limits()

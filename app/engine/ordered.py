@@ -103,10 +103,18 @@ Emit = Callable[[list[Entry | None]], None]
 class KeySequences:
     """The sequence state machine of one key: pure, over a JSON-compatible dict."""
 
-    def __init__(self, plan: Plan, span_ms: int) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        span_ms: int,
+        waiting: int = 4,
+        trimmed: Callable[[str], None] = lambda kind: None,
+    ) -> None:
         self.plan = plan
         self.span = span_ms
         self.slots = max(len(plan.positive) - 1, 0)
+        self.waiting = waiting
+        self.trimmed = trimmed
 
     def new(self) -> dict[str, Any]:
         return {"v": LAYOUT_VERSION, "q": [], "p": [None] * self.slots, "m": {}, "w": []}
@@ -187,6 +195,9 @@ class KeySequences:
             return
         anchor = lead if lead is not None else seq["t0"]
         ks["w"].append({"e": seq["e"], "t0": seq["t0"], "lt": t, "a": anchor})
+        if len(ks["w"]) > self.waiting:
+            self.trimmed("waiting")
+            emit(self._with_missing(ks["w"].pop(0)["e"]))
 
     def _trailing_event(self, ks: dict[str, Any], t: int, emit: Emit) -> None:
         """An event of a trailing gap: the nearest after each waiting sequence decides it."""
@@ -247,7 +258,9 @@ class OrderedMatcher(Matcher):
     def __init__(self, *, compiled: CompiledQuery, **options: Any) -> None:
         super().__init__(**options)
         self.plan = Plan.of(compiled)
-        self.machine = KeySequences(self.plan, self.span)
+        self.machine = KeySequences(
+            self.plan, self.span, self.limits.waiting_sequences, self.stats.trim
+        )
 
     def process(self, event: Event, state: StateStore, scope: str) -> list[dict[str, Any]]:
         meta_key = f"m|{scope}"

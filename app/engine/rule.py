@@ -114,6 +114,26 @@ def parse_rule(text: str, *, source: str = "<rule>") -> Rule:
     )
 
 
+def stream_problem(rule: Rule) -> str | None:
+    """Why the worker cannot run `rule` (it runs in `seqwatch detect`), or None."""
+    if rule.compiled.pipes:
+        names = ", ".join(f"`{name}`" for name, _ in rule.compiled.pipes)
+        return (
+            f"the query ends in pipes ({names}), which select from a search's result set;"
+            " a stream has none: run it with `seqwatch detect`, or drop the pipes"
+        )
+    return None
+
+
+def load_stream_rule(path: str | Path | None = None) -> Rule:
+    """load_rule() for the worker: also refuses what only `seqwatch detect` runs."""
+    rule = load_rule(path)
+    problem = stream_problem(rule)
+    if problem is not None:
+        raise RuleError(f"{rule.path}: {problem}")
+    return rule
+
+
 def load_rule(path: str | Path | None = None) -> Rule:
     """Load a rule file; None loads the bundled default (the 7.10 version 5 MSBuild rule)."""
     file = Path(path) if path is not None else DEFAULT_RULE

@@ -37,9 +37,18 @@ class ValueExpr:
 class FieldValue(ValueExpr):
     path: str
     parts: tuple[str, ...]
+    optional: bool = False
+    """`?field`: missing, it is null, and `?x == ?y` holds when both are (as in ES)."""
 
     def getter(self) -> Getter:
         path, parts = self.path, self.parts
+        if path == "@timestamp":  # a date: compared as ms (string literals are parsed)
+
+            def timestamp(view: View) -> list[Any]:
+                ms = view.timestamp_ms()
+                return [] if ms is None else [ms]
+
+            return timestamp
         return lambda view: view.values(path, parts)
 
     def fields(self) -> set[str]:
@@ -126,7 +135,7 @@ def _substring(s: Any, start: Any, end: Any = None, ci: bool = False) -> str | N
 
 
 def _index_of(s: Any, sub: Any, start: Any = 0, ci: bool = False) -> int | None:
-    a, b, at = _text(s), _text(sub), as_number(start)
+    a, b, at = _text(s), _text(sub), 0 if start is None else as_number(start)
     if a is None or b is None or not isinstance(at, int):
         return None
     found = _fold(a, ci).find(_fold(b, ci), max(0, at))
@@ -154,7 +163,7 @@ def _concat(*args: Any, ci: bool = False) -> str | None:
 def _to_number(s: Any, base: Any = 10, ci: bool = False) -> int | float | None:
     if isinstance(s, int | float) and not isinstance(s, bool):
         return s
-    a, radix = _text(s), as_number(base)
+    a, radix = _text(s), 10 if base is None else as_number(base)
     if a is None or not isinstance(radix, int):
         return None
     try:
@@ -253,12 +262,18 @@ class Call(ValueExpr):
 
             return concat
         first, rest = getters[0], getters[1:]
+        # A literal null argument is passed as None (`number(x, null)`: the default base);
+        # any other argument without a value makes the result null.
+        nullable = tuple(isinstance(a, Literal) and a.value is None for a in self.args[1:])
 
         def call(view: View) -> list[Any]:
             others = []
-            for g in rest:
+            for g, literal_null in zip(rest, nullable, strict=True):
                 values = g(view)
                 if not values:
+                    if literal_null:
+                        others.append(None)
+                        continue
                     return []
                 others.append(values[0])
             out = []

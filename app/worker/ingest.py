@@ -29,8 +29,9 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from app.alerts_view import one_line
-from app.engine import Engine, MemoryState, Reject, Source, load_rule
+from app.engine import Engine, MemoryState, Reject, Source
 from app.engine.event import events_of
+from app.engine.rule import load_stream_rule
 from app.kafka.admin import QUIET
 from app.worker.deadletter import TOMBSTONE, bounded_deadletter, deadletter_headers
 from app.worker.metrics import WorkerStats
@@ -48,7 +49,7 @@ def build_engine(settings: WorkerSettings) -> Engine:
 
     The alert cap is kept per state partition (no coordination between workers).
     """
-    return Engine.from_settings(load_rule(settings.rule_path), settings.engine)
+    return Engine.from_settings(load_stream_rule(settings.rule_path), settings.engine)
 
 
 def instance_id(data_dir: Path) -> str:

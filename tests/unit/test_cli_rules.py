@@ -32,7 +32,7 @@ def test_each_rule_is_one_line_with_a_summary(tmp_path: Path) -> None:
         RULE.format(
             id="b",
             lang="eql",
-            query="sequence by a [process where true] [file where true] | head 1",
+            query="join by a [process where true] [file where true]",
         )
     )
     (folder / "c.toml").write_text(RULE.format(id="c", lang="kuery", query="event.code:1"))
@@ -40,7 +40,7 @@ def test_each_rule_is_one_line_with_a_summary(tmp_path: Path) -> None:
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert lines[0].startswith("ok ") and "(event) a" in lines[0]
-    assert lines[1].startswith("refused ") and "unsupported pipe" in lines[1]
+    assert lines[1].startswith("refused ") and "unsupported join" in lines[1]
     assert lines[2].startswith("skipped ") and "language kuery" in lines[2]
     assert lines[-1] == "1 loaded, 1 refused, 1 skipped (not EQL)"
     quiet = _check("-q", str(folder / "a.toml"), str(folder / "c.toml"))

@@ -8,7 +8,7 @@ import pytest
 from engine_helpers import RULE_710, RULE_CURRENT, RULE_INSTALLUTIL, T0, alerts_for, net, start
 
 from app.engine import RuleError, load_rule
-from app.engine.rule import parse_rule
+from app.engine.rule import load_stream_rule, parse_rule
 from app.errors import ConfigError
 
 DESCRIPTION = (
@@ -122,7 +122,7 @@ UNSUPPORTED = [
     (SEQ.format("substring(process.name) == 3"), "takes 2 to 3 arguments, not 1"),
     (SEQ.format('process.name regex "("'), "invalid regex"),
     (SEQ.format("process.name:length() == 3"), "method call"),
-    (SEQ.format("true") + " | head 1", "pipe"),
+    (SEQ.format("true") + " | unique process.name", "pipe `unique`"),
     ("sequence by a [process where true]", "needs at least 2 stages, found 1"),
     ("sequence by a [process where true] by b [network where true]", "inconsistent number"),
     ("sequence by a [process where true] ![network where true]", "needs `with maxspan`"),
@@ -133,6 +133,14 @@ UNSUPPORTED = [
     (SEQ.format('process.name == "a'), "invalid EQL syntax"),
     ("join by a [process where true] [network where true]", "join"),
 ]
+
+
+def test_pipes_run_in_detect_and_the_worker_refuses_them(tmp_path: Path) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text(GOOD.format(SEQ.format("true") + " | head 1"))
+    assert load_rule(path).compiled.pipes == (("head", 1),)
+    with pytest.raises(RuleError, match=r"pipes \(`head`\).*seqwatch detect"):
+        load_stream_rule(path)
 
 
 @pytest.mark.parametrize(("query", "needle"), UNSUPPORTED)
