@@ -26,6 +26,8 @@ class Flag:
     """The field's default -> what the command line shows and parses back."""
     kind: type | None = None
     choices: tuple[str, ...] | None = None
+    multiple: bool = False
+    """Repeatable: the field is a tuple, `parse` applies to each value."""
 
     @property
     def envvar(self) -> str:

@@ -22,6 +22,8 @@ from app.durations import format_duration
 from app.engine import Engine, EngineSettings, Event, MemoryState, load_rule
 from app.engine.limits import DEFAULT_LIMITS
 from app.engine.ordered import ordinal
+from app.engine.rule import load_rules
+from app.engine.ruleset import RuleSet
 from app.errors import ConfigError
 
 
@@ -69,22 +71,43 @@ def _blocks(names: tuple[str, ...]) -> Iterator[tuple[int, str, bytes]]:
 @click.command("detect")
 @click.argument("files", nargs=-1, metavar="[FILE ...]")
 @click.option("--rule", "rule_path", metavar="FILE", help="Rule TOML (default: bundled 7.10 v5).")
+@click.option(
+    "--rules",
+    "rule_paths",
+    metavar="PATH",
+    multiple=True,
+    help="Rule files or folders (repeatable): every EQL rule under them; one that does not"
+    " load is reported on stderr and skipped.",
+)
 @settings_options(EngineSettings)
-def detect(files: tuple[str, ...], rule_path: str | None, **options: Any) -> None:
-    """Run the rule over NDJSON FILEs (or stdin, or '-'); alerts to stdout as NDJSON."""
-    rule = load_rule(rule_path)
+def detect(
+    files: tuple[str, ...], rule_path: str | None, rule_paths: tuple[str, ...], **options: Any
+) -> None:
+    """Run the rules over NDJSON FILEs (or stdin, or '-'); alerts to stdout as NDJSON."""
+    rules = []
+    if rule_path is not None or not rule_paths:
+        rules.append(load_rule(rule_path))
+    if rule_paths:
+        found = load_rules(rule_paths)
+        for path, reason in found.refused:
+            click.echo(f"seqwatch detect: rule {path} not loaded: {reason}", err=True)
+        ids = {rule.rule_id for rule in rules}
+        rules.extend(rule for rule in found.rules if rule.rule_id not in ids)
     settings: EngineSettings = settings_from(EngineSettings, options).validate()
     names = files or ("-",)
     for name in names:
         if name != "-" and not Path(name).is_file():
             _open(name)  # raises the right ConfigError
-    engine = Engine.from_settings(rule, settings, limits=DETECT_LIMITS)
+    engine = RuleSet(rules, settings, limits=DETECT_LIMITS)
     out = sys.stdout.buffer
     dumps = engine.alert_bytes
     started = time.perf_counter()
     alerts: Iterable[dict[str, Any]] = run(engine, _blocks(names))
-    if rule.compiled.pipes:
-        alerts = apply_pipes(list(alerts), rule.compiled.pipes)
+    pipes = [rule.compiled.pipes for rule in rules if rule.compiled.pipes]
+    if pipes:
+        if len(rules) > 1:
+            raise ConfigError("pipes (`head`, `tail`) need the rule to run alone in detect")
+        alerts = apply_pipes(list(alerts), pipes[0])
     for alert in alerts:
         out.write(dumps(alert) + b"\n")
     out.flush()
@@ -97,7 +120,9 @@ DETECT_LIMITS = replace(DEFAULT_LIMITS, buffered_events=1 << 30)
 answer is Elasticsearch's for any disorder within the lateness (the stream bounds it)."""
 
 
-def run(engine: Engine, blocks: Iterable[tuple[int, str, bytes]]) -> Iterator[dict[str, Any]]:
+def run(
+    engine: Engine | RuleSet, blocks: Iterable[tuple[int, str, bytes]]
+) -> Iterator[dict[str, Any]]:
     """The alerts of `engine` over (file index, file name, NDJSON block) in order: what
     `seqwatch detect` prints, and what the conformance tests compare with Elasticsearch."""
     state = MemoryState(serialize=False)
@@ -138,13 +163,15 @@ def apply_pipes(
     return alerts
 
 
-def _summary(engine: Engine, elapsed: float, ttl_ms: int, lateness_ms: int) -> None:
-    stats = engine.stats
+def _summary(engine: RuleSet, elapsed: float, ttl_ms: int, lateness_ms: int) -> None:
+    stats = engine.totals()
+    rules = engine.rules
+    named = f"rule {rules[0].name!r}" if len(rules) == 1 else f"{len(rules)} rules"
     rate = stats.received / elapsed if elapsed > 0 else 0.0
     rejected = sum(stats.rejected.values())
     reasons = ", ".join(f"{k}={v}" for k, v in sorted(stats.rejected.items()))
     lines = [
-        f"seqwatch detect: rule {engine.rule.name!r} (ttl {format_duration(ttl_ms)},"
+        f"seqwatch detect: {named} (ttl {format_duration(ttl_ms)},"
         f" lateness {format_duration(lateness_ms)})",
         f"  events read {stats.received} in {elapsed:.2f} s ({rate:,.0f} events/s)",
         f"  matched a stage {stats.decoded}, irrelevant {stats.dropped}, no join key"

@@ -94,8 +94,9 @@ def settings_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., 
                 "__".join(path),
                 envvar=flag.envvar,
                 default=shown,
-                show_default=default is not None,
+                show_default=default is not None and not flag.multiple,
                 type=kind,
+                multiple=flag.multiple,
                 help=flag.help,
             )(func)
         return func
@@ -108,6 +109,9 @@ def settings_from(cls: type, params: dict[str, Any], **given: Any) -> Any:
     values: dict[tuple[str, ...], Any] = {}
     for path, flag, _ in flags_of(cls):
         raw = params.pop("__".join(path))
+        if flag.multiple:
+            values[path] = tuple(flag.parse(v) if flag.parse else v for v in raw or ())
+            continue
         values[path] = flag.parse(raw) if flag.parse is not None and raw is not None else raw
     return _build(cls, values, given)
 

@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-import tomllib
-from pathlib import Path
-
 import click
 
 from app.engine import RuleError, load_rule
-from app.engine.rule import stream_problem
+from app.engine.rule import rule_files, rule_language, stream_problem
 
 
 @click.group()
 def rules() -> None:
     """Inspect rule files (Elastic detection-rules TOML)."""
-
-
-def rule_files(paths: tuple[str, ...]) -> list[Path]:
-    """The .toml files of `paths` (files, or folders searched recursively), sorted."""
-    out: list[Path] = []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            out.extend(sorted(path.rglob("*.toml")))
-        elif path.is_file():
-            out.append(path)
-        else:
-            raise click.ClickException(f"{name}: no such file or folder")
-    return out
-
-
-def _language(path: Path) -> str | None:
-    try:
-        rule = tomllib.loads(path.read_text(encoding="utf-8")).get("rule", {})
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return None
-    return rule.get("language") if isinstance(rule, dict) else None
 
 
 @rules.command()
@@ -48,8 +23,12 @@ def check(paths: tuple[str, ...], quiet: bool) -> None:
     skipped. Exit status 1 when an EQL rule does not load.
     """
     loaded = refused = skipped = 0
-    for path in rule_files(paths):
-        language = _language(path)
+    try:
+        files = rule_files(paths)
+    except RuleError as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in files:
+        language = rule_language(path)
         if language not in (None, "eql"):
             skipped += 1
             if not quiet:

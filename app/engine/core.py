@@ -7,7 +7,6 @@ No I/O, no Kafka: the callers own reading, writing and committing.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from app.engine.normalise import View
 from app.engine.ordered import OrderedMatcher
 from app.engine.prefilter import Prefilter
 from app.engine.rule import Rule
+from app.engine.scan import BlockScanner
 from app.engine.sequence import Matcher, Stats
 from app.engine.settings import EngineSettings
 from app.engine.state import MemoryState, StateStore
@@ -40,6 +40,33 @@ class _KeyTooLong(Exception):
     """A join key value past `Limits.key_chars`: Elasticsearch would not index it."""
 
 
+def check_record(raw: bytes, max_bytes: int) -> bytes | Reject:
+    """The record's JSON text stripped, or why it cannot be a JSON object (cheap checks)."""
+    if len(raw) > max_bytes:
+        return Reject("too_large", f"{len(raw)} bytes > {max_bytes}")
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Reject("not_utf8", str(exc))
+    body = raw.strip()
+    if not body:
+        return Reject("empty", "empty record")
+    if body[0] != 0x7B or body[-1] != 0x7D:  # "{" ... "}"
+        return _classify(body)
+    return body
+
+
+def parse_record(body: bytes) -> dict[str, Any] | Reject:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return Reject("not_json", str(exc))
+    if not isinstance(doc, dict):  # pragma: no cover - excluded by the brace check
+        return Reject("not_object", type(doc).__name__)
+    return doc
+
+
 def _classify(body: bytes) -> Reject:
     """Why `body` is not a JSON object (only called on the failure path)."""
     try:
@@ -49,7 +76,7 @@ def _classify(body: bytes) -> Reject:
     return Reject("not_object", f"JSON {type(value).__name__}, not an object")
 
 
-class Engine:
+class Engine(BlockScanner):
     """Rule + semantics knobs; the state lives outside, in a StateStore per caller.
 
     `ttl_ms` bounds both how far apart a pair may be (with the rule's `maxspan`, whichever
@@ -102,6 +129,8 @@ class Engine:
             FieldRef.of(path) for path in sorted({*compiled.fields, *ALERT_FIELDS})
         )
         self.tiebreaker = FieldRef.of(tiebreaker) if tiebreaker else None
+        self.tag = ""
+        """The rule's tag in a RuleSet of several (its events carry it); "" alone."""
         self.prefilter: Prefilter | None = Prefilter(compiled) if prefilter else None
         self.stats = Stats()
         matcher_options: dict[str, Any] = dict(
@@ -140,6 +169,26 @@ class Engine:
             **options,
         )
 
+    # as a rule set of one (the callers of `RuleSet` take an Engine too) ----------------
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return (self.rule,)
+
+    def engine_of(self, event: Event) -> Engine:
+        return self
+
+    def totals(self) -> Stats:
+        return self.stats
+
+    def rule_stats(self) -> list[tuple[Rule, Stats]]:
+        return [(self.rule, self.stats)]
+
+    def checkpoint_stats(self) -> list[Stats]:
+        return [self.stats.copy()]
+
+    def restore_stats(self, checkpoint: list[Stats]) -> None:
+        self.stats.restore(checkpoint[0])
+
     # decoding ------------------------------------------------------------------------------
     def decode(self, raw: bytes, source: Source) -> Decoded:
         """Raw record -> Event (or a tuple of Events, one per join key: see
@@ -151,28 +200,21 @@ class Engine:
         """
         stats = self.stats
         stats.received += 1
-        if len(raw) > self.max_event_bytes:
-            return self._reject(Reject("too_large", f"{len(raw)} bytes > {self.max_event_bytes}"))
-        if not raw.isascii():
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                return self._reject(Reject("not_utf8", str(exc)))
-        body = raw.strip()
-        if not body:
-            return self._reject(Reject("empty", "empty record"))
-        if body[0] != 0x7B or body[-1] != 0x7D:  # "{" ... "}"
-            return self._reject(_classify(body))
+        body = check_record(raw, self.max_event_bytes)
+        if type(body) is Reject:
+            return self._reject(body)
         if self.prefilter is not None and not self.prefilter.may_match(body):
             stats.dropped += 1
             return None
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return self._reject(Reject("not_json", str(exc)))
-        if not isinstance(doc, dict):  # pragma: no cover - excluded by the brace check
-            return self._reject(Reject("not_object", type(doc).__name__))
-        view = View(doc)
+        doc = parse_record(body)
+        if type(doc) is Reject:
+            return self._reject(doc)
+        return self.decode_doc(View(doc), doc, body, source)
+
+    def decode_doc(self, view: View, doc: dict[str, Any], body: bytes, source: Source) -> Decoded:
+        """decode() past the checks every rule shares: `doc` is `body` parsed, `view` on it
+        (a `RuleSet` parses a record once for all its rules)."""
+        stats = self.stats
         stages = tuple(i for i, predicate in enumerate(self._predicates) if predicate(view))
         if not stages:
             stats.dropped += 1
@@ -228,89 +270,11 @@ class Engine:
                 original_bytes=len(body),
                 trimmed=trimmed,
                 tiebreaker=tiebreaker,
+                rule=self.tag,
             )
             for key, key_stages in keyed.items()
         )
         return events[0] if len(events) == 1 else events
-
-    def scan_block(
-        self, block: bytes, topic: str, first_line: int = 1
-    ) -> tuple[int, list[Event | Reject]]:
-        """decode() over every line of `block` (NDJSON), with Source(topic, 0, line number).
-
-        Returns (newlines in block, results of the lines that were not dropped). Same results
-        and counters as calling decode() line by line (blank lines skipped), but a "clean"
-        block (every line `{...}`, valid UTF-8, not too large) is prefiltered as a whole:
-        one lower() and a few memchr-speed searches over the block find the lines that
-        contain a rule fragment, and only those are decoded. `block` holds whole lines;
-        the last one may lack its newline.
-        """
-        prefilter = self.prefilter
-        if not block:
-            return 0, []
-        newlines = (
-            self._newlines(block)
-            if prefilter is not None
-            and not prefilter.passthrough
-            and len(block) <= self.max_event_bytes
-            else None
-        )
-        if newlines is None:
-            return block.count(b"\n"), self._scan_lines(block, topic, first_line)
-        starts = prefilter.candidate_lines(block)  # type: ignore[union-attr]
-        lines = len(newlines) + (0 if block[-1] == 0x0A else 1)
-        skipped = lines - len(starts)
-        self.stats.received += skipped
-        self.stats.dropped += skipped
-        results: list[Event | Reject] = []
-        decode = self.decode
-        for start in starts:
-            # newlines before `start` = index of the line; its end is the next newline
-            index = bisect.bisect_left(newlines, start)
-            end = newlines[index] if index < len(newlines) else len(block)
-            result = decode(block[start:end], Source(topic, 0, first_line + index))
-            if result is not None:
-                results.append(result)
-        return len(newlines), results
-
-    @staticmethod
-    def _newlines(block: bytes) -> list[int] | None:
-        """Positions of the newlines if every line is `{...}` (none blank or padded) and the
-        block is valid UTF-8; else None. One memchr-speed find per line."""
-        if block[0] != 0x7B:
-            return None
-        find = block.find
-        last = len(block) - 1
-        positions: list[int] = []
-        append = positions.append
-        position = find(b"\n")
-        while position >= 0:
-            if block[position - 1] != 0x7D:
-                return None
-            append(position)
-            if position == last:
-                break
-            if block[position + 1] != 0x7B:
-                return None
-            position = find(b"\n", position + 1)
-        else:
-            if block[last] != 0x7D:
-                return None
-        if not block.isascii():
-            try:
-                block.decode("utf-8")
-            except UnicodeDecodeError:
-                return None
-        return positions
-
-    def _scan_lines(self, block: bytes, topic: str, first_line: int) -> list[Event | Reject]:
-        results: list[Event | Reject] = []
-        for index, line in enumerate(block.split(b"\n")):
-            if line.strip():  # a blank line, or the empty piece after the last newline
-                result = self.decode(line, Source(topic, 0, first_line + index))
-                if result is not None:
-                    results.append(result)
-        return results
 
     def _keyed_stages(self, view: View, stages: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         """{join key: the matched stages that join under it}; empty without any key.
@@ -379,6 +343,13 @@ class Engine:
         if self.is_event:
             return self._matcher.process_event(event, state, scope)
         return self._matcher.process(event, state, scope)
+
+    def tick(self, state: StateStore, scope: str, wall_ms: int) -> list[dict[str, Any]]:
+        """The wall clock, for a scope that may have had no events for a while: an ordered
+        sequence's scope idle for the lateness releases what it holds (see `ordered`)."""
+        if isinstance(self._matcher, OrderedMatcher):
+            return self._matcher.tick(state, scope, wall_ms)
+        return []
 
     def finish(self, state: MemoryState, scope: str = "0") -> list[dict[str, Any]]:
         """The input has ended (`seqwatch detect`): alerts still held for the watermark."""

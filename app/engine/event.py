@@ -32,6 +32,27 @@ several keys: a multi-valued join key, or stages keyed by different fields), a R
 None. `events_of()` turns the first two into a sequence of Events."""
 
 
+TICK_PREFIX = b'{"v":1,"tick":'
+"""A repartition record that is no event: the ingest stage's wall clock, sent to every
+partition now and then so that a partition without events still releases what an
+ordered sequence holds (`Engine.tick`)."""
+
+
+def tick_bytes(wall_ms: int) -> bytes:
+    return TICK_PREFIX + str(int(wall_ms)).encode() + b"}"
+
+
+def parse_tick(raw: Any) -> int | None:
+    """The wall clock of a tick record, or None for anything else."""
+    if not isinstance(raw, bytes) or not raw.startswith(TICK_PREFIX):
+        return None
+    try:
+        value = orjson.loads(raw)["tick"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return value if type(value) is int else None
+
+
 def events_of(decoded: Decoded) -> tuple[Event, ...]:
     """The Events of a decode() result that is not a Reject or None."""
     return decoded if type(decoded) is tuple else (decoded,)
@@ -63,6 +84,8 @@ class Event:
     original_bytes: int = 0
     trimmed: tuple[str, ...] = ()
     tiebreaker: int | float | str | None = None
+    rule: str = ""
+    """The tag of the rule whose stages it matched, in a worker running several."""
 
     def to_entry(self) -> dict[str, Any]:
         """What a state store holds of the event (its key is the state key's)."""
@@ -83,7 +106,10 @@ class Event:
 
     def to_bytes(self) -> bytes:
         """Compact orjson form for the repartition topic; round-trips through from_bytes."""
-        return orjson.dumps({"v": REPARTITION_FORMAT, "k": self.key, **self.to_entry()})
+        head: dict[str, Any] = {"v": REPARTITION_FORMAT, "k": self.key}
+        if self.rule:
+            head["r"] = self.rule
+        return orjson.dumps({**head, **self.to_entry()})
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Event:
@@ -112,6 +138,7 @@ class Event:
                 original_bytes=data.get("ob", 0),
                 trimmed=tuple(data.get("tr", ())),
                 tiebreaker=data.get("tb"),
+                rule=data.get("r", ""),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"repartition record lacks or mistypes {exc}") from None
@@ -124,6 +151,7 @@ class Event:
             isinstance(event.fields, dict),
             event.original is None or isinstance(event.original, dict),
             event.tiebreaker is None or type(event.tiebreaker) in (int, float, str),
+            isinstance(event.rule, str),
         )
         if not all(checks):
             raise FormatError("repartition record has a field of the wrong type")

@@ -294,7 +294,26 @@ class OrderedMatcher(Matcher):
                 self._feed(ks, queue.pop(0), meta, scope, alerts, event.key)
         self._release_key(ks, meta, scope, alerts, event.key)
         self._store(state, scope, meta, event.key, key_key, ks)
-        self._release(state, scope, meta, alerts, skip=event.key)
+        self._release(state, scope, meta, alerts)
+        meta["lw"] = int(self.clock() * 1000)
+        state.set(meta_key, meta)
+        return alerts
+
+    def tick(self, state: StateStore, scope: str, wall_ms: int) -> list[dict[str, Any]]:
+        """A scope without events for `lateness` of wall time counts as caught up with the
+        wall clock (Flink's idleness): its watermark moves to `wall_ms`, and what it holds
+        is released as if an event of that time had arrived. A stream that goes quiet
+        still alerts, one lateness after its last event, as a busy one does."""
+        meta_key = f"m|{scope}"
+        meta = state.get(meta_key)
+        if meta is None or meta["wm"] is None or wall_ms - meta.get("lw", wall_ms) < self.lateness:
+            return []
+        if meta["wm"] >= wall_ms:
+            return []
+        meta["wm"] = wall_ms
+        alerts: list[dict[str, Any]] = []
+        self._expire(state, scope, meta, wall_ms - self.ttl - self.lateness)
+        self._release(state, scope, meta, alerts)
         state.set(meta_key, meta)
         return alerts
 
@@ -362,7 +381,6 @@ class OrderedMatcher(Matcher):
         scope: str,
         meta: dict[str, Any],
         alerts: list[dict[str, Any]],
-        skip: str,
     ) -> None:
         """Feed the held events of every key the watermark has passed (release index)."""
         horizon = meta["wm"] - self.lateness

@@ -68,7 +68,7 @@ class Prefilter:
     def __init__(self, compiled: CompiledQuery) -> None:
         fragments: set[str] = set()
         self.passthrough = False
-        for stage in compiled.stages:
+        for stage in compiled.matchable:  # an `until` event must reach the matcher too
             if stage.required is None:
                 self.passthrough = True
                 break
@@ -77,10 +77,22 @@ class Prefilter:
         self.fragments: tuple[str, ...] = tuple(sorted(fragments, key=lambda f: (-len(f), f)))
         self._bytes: tuple[bytes, ...] = tuple(f.encode("ascii") for f in self.fragments)
 
-    def may_match(self, raw: bytes) -> bool:
+    @classmethod
+    def union(cls, prefilters: list[Prefilter]) -> Prefilter:
+        """Passes what any of `prefilters` passes (several rules, one check)."""
+        combined = cls.__new__(cls)
+        combined.passthrough = any(p.passthrough for p in prefilters)
+        fragments = set().union(*(p.fragments for p in prefilters))
+        combined.fragments = tuple(sorted(fragments, key=lambda f: (-len(f), f)))
+        combined._bytes = tuple(f.encode("ascii") for f in combined.fragments)
+        return combined
+
+    def may_match(self, raw: bytes, low: bytes | None = None) -> bool:
+        """`low`: `raw.lower()`, when the caller has it already."""
         if self.passthrough:
             return True
-        low = raw.lower()
+        if low is None:
+            low = raw.lower()
         for fragment in self._bytes:
             if fragment in low:
                 return True

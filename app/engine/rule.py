@@ -7,6 +7,7 @@ a file; a rule that does not load never starts a worker, and the reason is one l
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,62 @@ def parse_rule(text: str, *, source: str = "<rule>") -> Rule:
         path=source,
         metadata=dict(data.get("metadata", {})),
     )
+
+
+def rule_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The .toml files of `paths` (files, or folders searched recursively), sorted."""
+    out: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            out.extend(sorted(path.rglob("*.toml")))
+        elif path.is_file():
+            out.append(path)
+        else:
+            raise RuleError(f"{name}: no such file or folder")
+    return out
+
+
+def rule_language(path: Path) -> str | None:
+    """The `[rule] language` of a rule file, or None (unreadable: load_rule will say)."""
+    try:
+        rule = tomllib.loads(path.read_text(encoding="utf-8")).get("rule", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    return rule.get("language") if isinstance(rule, dict) else None
+
+
+@dataclass
+class RuleLoad:
+    """What `load_rules` found: the rules, and every file it did not take, with why."""
+
+    rules: list[Rule] = field(default_factory=list)
+    refused: list[tuple[Path, str]] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def load_rules(paths: Iterable[str | Path], *, stream: bool = False) -> RuleLoad:
+    """Every EQL rule under `paths`; rules of other languages are skipped, a rule that
+    does not load (or, with `stream`, runs only in `seqwatch detect`) is refused with
+    its one-line reason, a second rule with the same rule_id too."""
+    out = RuleLoad()
+    ids: dict[str, Path] = {}
+    for path in rule_files(paths):
+        language = rule_language(path)
+        if language not in (None, "eql"):
+            out.skipped.append((path, f"language {language}"))
+            continue
+        try:
+            rule = load_stream_rule(path) if stream else load_rule(path)
+        except RuleError as exc:
+            out.refused.append((path, str(exc).removeprefix(f"{path}: ")))
+            continue
+        if rule.rule_id in ids:
+            out.refused.append((path, f"rule_id {rule.rule_id} is {ids[rule.rule_id]}'s too"))
+            continue
+        ids[rule.rule_id] = path
+        out.rules.append(rule)
+    return out
 
 
 def stream_problem(rule: Rule) -> str | None:

@@ -152,10 +152,10 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
             # and dead letters: all in this partition's transaction.
             batch.cache.flush()
             deliveries = await app.producer.buffer.send_now()
-            for _, candidate, alert in batch.alerts:
+            for _, _, alert in batch.alerts:
                 deliveries.append(
                     await alerts_topic.send(
-                        key=candidate.key.encode(), value=engine.alert_bytes(alert)
+                        key=engine.alert_key(alert), value=engine.alert_bytes(alert)
                     )
                 )
             for message, reject in batch.poisoned:

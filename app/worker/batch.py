@@ -15,14 +15,15 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.engine import Engine, Event, Reject
-from app.engine.event import FormatError
+from app.engine import Event, Reject
+from app.engine.event import FormatError, parse_tick
+from app.engine.ruleset import RuleSet
 from app.worker.state import BatchState, TableState
 
 log = logging.getLogger("seqwatch.worker")
 
-Found = tuple[Any, Event, dict[str, Any]]
-"""(the repartition message, its event, an alert it completed)"""
+Found = tuple[Any, Event | None, dict[str, Any]]
+"""(the repartition message, its event (None for a tick), an alert it completed)"""
 
 
 @dataclass
@@ -35,21 +36,21 @@ class BatchResult:
     watermark_ms: int | None = None
 
 
-def run_batch(engine: Engine, state: TableState, messages: list[Any], scope: str) -> BatchResult:
+def run_batch(engine: RuleSet, state: TableState, messages: list[Any], scope: str) -> BatchResult:
     """Run `messages` (repartition records of one partition, in offset order)."""
     poisoned: dict[int, Reject] = {}
-    before = engine.stats.copy()
+    before = engine.checkpoint_stats()
     while True:
         result = BatchResult(messages, BatchState(state))
         failed = _run(engine, messages, scope, poisoned, result)
         if failed is None:
             result.poisoned = [(messages[i], poisoned[i]) for i in sorted(poisoned)]
             return result
-        engine.stats.restore(before)
+        engine.restore_stats(before)
 
 
 def _run(
-    engine: Engine,
+    engine: RuleSet,
     messages: list[Any],
     scope: str,
     poisoned: dict[int, Reject],
@@ -58,6 +59,11 @@ def _run(
     """One pass; the index of a newly poisoned message whose effects need undoing, or None."""
     for index, message in enumerate(messages):
         if index in poisoned:
+            continue
+        wall_ms = parse_tick(message.value)
+        if wall_ms is not None:
+            alerts = engine.tick(result.cache, scope, wall_ms)
+            result.alerts.extend((message, None, alert) for alert in alerts)
             continue
         try:
             event = Event.from_bytes(message.value)

@@ -29,9 +29,11 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from app.alerts_view import one_line
-from app.engine import Engine, MemoryState, Reject, Source
-from app.engine.event import events_of
-from app.engine.rule import load_stream_rule
+from app.engine import MemoryState, Reject, Source
+from app.engine.event import events_of, tick_bytes
+from app.engine.rule import load_rules, load_stream_rule
+from app.engine.ruleset import RuleSet
+from app.errors import ConfigError
 from app.kafka.admin import QUIET
 from app.worker.deadletter import TOMBSTONE, bounded_deadletter, deadletter_headers
 from app.worker.metrics import WorkerStats
@@ -40,16 +42,38 @@ from app.worker.stall import Stall
 from app.worker.topics import deadletter_value_bytes
 
 log = logging.getLogger("seqwatch.ingest")
+TICK_INTERVAL_S = 5.0
+"""How often the ingest stage sends the wall clock to each state partition (ordered
+sequences only): a quiet partition's held alerts wait at most this past the lateness."""
 Candidate = tuple[int, bytes, bytes, int | None]
 """A forwarded event: (event time ms, key, value, record timestamp ms)."""
 
 
-def build_engine(settings: WorkerSettings) -> Engine:
-    """The worker's engine; the ingest process builds its own from the same settings.
+def build_engine(settings: WorkerSettings, *, report: bool = True) -> RuleSet:
+    """The worker's rules; the ingest process builds its own from the same settings.
 
-    The alert cap is kept per state partition (no coordination between workers).
+    `--rule` (default: the bundled rule, unless `--rules` is given) and every rule under
+    `--rules`. A rule under `--rules` that does not load is reported in one line and
+    skipped; `--rule`'s must load. The alert cap is kept per rule and state partition.
     """
-    return Engine.from_settings(load_stream_rule(settings.rule_path), settings.engine)
+    rules = []
+    if settings.rule_path is not None or not settings.rule_paths:
+        rules.append(load_stream_rule(settings.rule_path))
+    if settings.rule_paths:
+        found = load_rules(settings.rule_paths, stream=True)
+        for path, reason in found.refused if report else ():
+            log.error("rule %s not loaded: %s", path, reason)
+        if report and found.skipped:
+            log.info("rules skipped (not EQL): %d", len(found.skipped))
+        ids = {rule.rule_id for rule in rules}
+        rules.extend(rule for rule in found.rules if rule.rule_id not in ids)
+        if not rules:
+            raise ConfigError(
+                f"no EQL rule loads under --rules {' '.join(map(str, settings.rule_paths))}"
+            )
+    if report and len(rules) > 1:
+        log.info("running %d rules", len(rules))
+    return RuleSet(rules, settings.engine)
 
 
 def instance_id(data_dir: Path) -> str:
@@ -67,7 +91,7 @@ def instance_id(data_dir: Path) -> str:
 class Ingest:
     """Consume, decode, forward, commit: one transaction per batch."""
 
-    def __init__(self, settings: WorkerSettings, engine: Engine, stats: WorkerStats) -> None:
+    def __init__(self, settings: WorkerSettings, engine: RuleSet, stats: WorkerStats) -> None:
         self.settings = settings
         self.engine = engine
         self.stats = stats
@@ -174,14 +198,40 @@ class Ingest:
             topics = list(settings.input_topics)
         self.consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info("ingest subscribed to %s", ", ".join(topics))
+        ticks = TICK_INTERVAL_S if self.engine.is_ordered else None
+        next_tick = time.monotonic()
         while not self.stopping.is_set():
             batch = self.consumer.consume(num_messages=5000, timeout=0.05)
             if batch:
                 self._transact(batch)
+            if ticks is not None and time.monotonic() >= next_tick and self.assignment:
+                self._send_ticks()
+                next_tick = time.monotonic() + ticks
             if self.down_since is not None:
                 self._check_back()
             if self.on_tick is not None:
                 self.on_tick()
+
+    def _send_ticks(self) -> None:
+        """The wall clock to every state partition, in a transaction of its own: a
+        partition without events still releases what an ordered sequence holds."""
+        value = tick_bytes(int(time.time() * 1000))
+        self.producer.begin_transaction()
+        try:
+            for partition in range(self.settings.partitions):
+                self.producer.produce(
+                    self.settings.repartition_topic,
+                    key=b"",
+                    value=value,
+                    partition=partition,
+                    on_delivery=self._on_delivery,
+                )
+            self._commit()
+        except KafkaException as exc:
+            if not exc.args[0].txn_requires_abort():
+                raise
+            self.producer.abort_transaction(60)  # the next tick says the same
+            log.warning("a tick was not sent (%s); the next one will be", exc.args[0].str())
 
     def _check_back(self) -> None:
         try:
@@ -199,7 +249,7 @@ class Ingest:
         self._sent_alerts.clear()
         # An aborted batch is read again: what it did to the engine's counters and to an
         # event rule's cap must not count twice (a redo would hold back its own alerts).
-        before = self.engine.stats.copy(), self.event_state.checkpoint()
+        before = self.engine.checkpoint_stats(), self.event_state.checkpoint()
         self.producer.begin_transaction()
         try:
             for msg in batch:
@@ -235,7 +285,7 @@ class Ingest:
             reason = "; ".join(f"{t}: {e}" for t, e in self._refused[:3]) or error.str()
             self.producer.abort_transaction(60)
             self._rewind(offsets)
-            self.engine.stats.restore(before[0])
+            self.engine.restore_stats(before[0])
             self.event_state.rollback(before[1])
             self.stats.delivery_failures.update(t for t, _ in self._refused or [("?", "")])
             self.stats.ingest_stall = self.stall.status()
@@ -298,15 +348,16 @@ class Ingest:
                 decoded.detail,
             )
             return
-        if self.engine.is_event:
-            # An event rule needs no state: the alert goes out in this batch's
-            # transaction, with the input offsets (exactly once, like a forward).
-            for alert in self.engine.process(decoded, self.event_state, scope="ingest"):
-                value = self.engine.alert_bytes(alert)
-                self._produce(self.settings.alerts_topic, self.engine.alert_key(alert), value, None)
-                self._sent_alerts.append(alert)
-            return
-        for event in events_of(decoded):  # one per join key the record joins under
+        engine = self.engine
+        for event in events_of(decoded):  # one per rule and join key it joins under
+            if engine.engine_of(event).is_event:
+                # An event rule needs no state: the alert goes out in this batch's
+                # transaction, with the input offsets (exactly once, like a forward).
+                for alert in engine.process(event, self.event_state, scope="ingest"):
+                    value = engine.alert_bytes(alert)
+                    self._produce(self.settings.alerts_topic, engine.alert_key(alert), value, None)
+                    self._sent_alerts.append(alert)
+                continue
             stats.forwarded += 1
             candidates.append((event.timestamp_ms, event.key.encode(), event.to_bytes(), timestamp))
 

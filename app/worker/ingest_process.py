@@ -44,7 +44,7 @@ def snapshot(stats: WorkerStats, ingest: Any) -> dict[str, Any]:
         "outage_s": ingest.outage_s,
         "delivery_failures": dict(stats.delivery_failures),
         "stall": stats.ingest_stall,
-        "engine": ingest.engine.stats.as_dict(),
+        "engine": ingest.engine.totals().as_dict(),
     }
 
 
@@ -59,7 +59,7 @@ def child_main(settings: WorkerSettings, conn: Connection, parent: int) -> None:
         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s",
     )
     stats = WorkerStats()
-    ingest = Ingest(settings, build_engine(settings), stats)
+    ingest = Ingest(settings, build_engine(settings, report=False), stats)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: ingest.stopping.set())
     last = 0.0

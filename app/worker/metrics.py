@@ -170,6 +170,7 @@ class WorkerCollector(Collector):
         yield GaugeMetricFamily(
             "seqwatch_state_entries", "Keys in the local state table", value=self._state_size()
         )
+        yield from _per_rule(self._engine)
         lag = GaugeMetricFamily(
             "seqwatch_watermark_lag_seconds",
             "Wall clock minus the event-time watermark, per state partition",
@@ -182,10 +183,44 @@ class WorkerCollector(Collector):
 
 
 def _engine_stats(engine: Any) -> dict[str, Any]:
+    totals = getattr(engine, "totals", None)
+    if totals is not None:
+        return dict(totals().as_dict())
     stats = getattr(engine, "stats", {})
     if isinstance(stats, dict):
         return stats
     return dict(stats.as_dict())
+
+
+def _per_rule(engine: Any) -> Iterator[Any]:
+    """Counters by rule (`rule` label: its name; `rule_id` too), from the state stage's
+    rules (an event rule's alerts are counted by the ingest stage: seqwatch_alerts)."""
+    rule_stats = getattr(engine, "rule_stats", None)
+    if rule_stats is None:
+        return
+    families = {
+        "alerts": CounterMetricFamily(
+            "seqwatch_rule_alerts", "Alerts of each rule", labels=["rule", "rule_id"]
+        ),
+        "held_by_cap": CounterMetricFamily(
+            "seqwatch_rule_alerts_held_by_cap",
+            "Alerts of each rule held back by its alert cap",
+            labels=["rule", "rule_id"],
+        ),
+        "decoded": CounterMetricFamily(
+            "seqwatch_rule_events",
+            "Events matching a stage of each rule",
+            labels=["rule", "rule_id"],
+        ),
+        "late": CounterMetricFamily(
+            "seqwatch_rule_late_events", "Late events of each rule", labels=["rule", "rule_id"]
+        ),
+    }
+    for rule, stats in rule_stats():
+        values = stats.as_dict()
+        for name, family in families.items():
+            family.add_metric([rule.name, rule.rule_id], values.get(name, 0))
+    yield from families.values()
 
 
 def build_registry(

@@ -54,7 +54,7 @@ def run_worker(settings: WorkerSettings, connect_timeout: float = 30.0) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    ensure_topics(settings, connect_timeout, build_engine(settings))
+    ensure_topics(settings, connect_timeout, build_engine(settings, report=False))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     discard_unclean_state(settings.data_dir, Path(app.conf.tabledir))
     log.warning(

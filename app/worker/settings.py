@@ -79,6 +79,16 @@ class WorkerSettings:
         default=None,
         metadata=flag("--rule", "Rule file (TOML) [default: the bundled 7.10 rule].", parse=Path),
     )
+    rule_paths: tuple[Path, ...] = field(
+        default=(),
+        metadata=flag(
+            "--rules",
+            "Rule files or folders, repeatable: every EQL rule under them (with --rule's"
+            " too); one that does not load is reported in one line and skipped.",
+            parse=Path,
+            multiple=True,
+        ),
+    )
     engine: EngineSettings = field(default_factory=EngineSettings, metadata={"nested": True})
     processing_guarantee: str = field(
         default="exactly_once",
@@ -165,6 +175,9 @@ class WorkerSettings:
             out.append("--block-cache-mb must be at least 1")
         if self.rule_path is not None and not self.rule_path.is_file():
             out.append(f"--rule {self.rule_path}: no such file")
+        for path in self.rule_paths:
+            if not path.exists():
+                out.append(f"--rules {path}: no such file or folder")
         return out
 
     def validate(self) -> WorkerSettings:

@@ -12,6 +12,8 @@ from typing import Any
 import orjson
 
 from app.engine import Engine, Event, MemoryState, Source, StateStore, load_rule
+from app.engine.event import events_of
+from app.engine.ruleset import RuleSet
 from app.engine.timestamps import format_timestamp_ms
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,7 +103,7 @@ def engine(rule: Path | None = None, **kwargs: Any) -> Engine:
 
 
 def feed(
-    eng: Engine,
+    eng: Engine | RuleSet,
     docs: Iterable[dict[str, Any] | bytes],
     state: StateStore | None = None,
     scope: str = "0",
@@ -112,8 +114,9 @@ def feed(
     for offset, doc in enumerate(docs):
         raw = doc if isinstance(doc, bytes) else orjson.dumps(doc)
         result = eng.decode(raw, Source("test", 0, offset))
-        if isinstance(result, Event):
-            alerts.extend(eng.process(result, store, scope))
+        if isinstance(result, Event | tuple):
+            for event in events_of(result):
+                alerts.extend(eng.process(event, store, scope))
     return alerts
 
 

@@ -177,3 +177,20 @@ def test_state_of_another_layout_version_is_refused() -> None:
     decoded = eng.decode(orjson.dumps(_doc("a", T0, "process", 1)), Source("in", 0, 0))
     with pytest.raises(ValueError, match="layout 99"):
         eng.process(events_of(decoded)[0], state)
+
+
+def test_a_quiet_partition_releases_its_alerts_on_the_ingest_ticks() -> None:
+    wall = [T0 / 1000]
+    eng = _engine(clock=lambda: wall[0])
+    state = MemoryState()
+    docs = [
+        _doc("a", T0, "process", 1),
+        _doc("a", T0 + 1_000, "file", 2),
+        _doc("a", T0 + 2_000, "network", 3),
+    ]
+    assert _stream(eng, docs, state) == []
+    wall[0] += LATENESS / 1000 - 1  # quiet for less than the lateness: still held
+    assert eng.tick(state, "0", int(wall[0] * 1000)) == []
+    wall[0] += 3
+    assert _ids(eng.tick(state, "0", int(wall[0] * 1000))) == [(1, 2, 3)]
+    assert eng.tick(state, "0", int(wall[0] * 1000) + 5_000) == []  # once
