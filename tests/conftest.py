@@ -38,3 +38,18 @@ def kafka() -> Iterator[object]:
 def unique() -> str:
     """A short unique suffix, so tests never share topics or groups."""
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def windows_rules(tmp_path_factory: pytest.TempPathFactory) -> object:
+    """elastic/detection-rules' rules/windows (tests/data/elastic), unpacked once."""
+    import tarfile
+
+    from tests.helpers import ROOT
+
+    folder = tmp_path_factory.mktemp("detection-rules")
+    with tarfile.open(
+        ROOT / "tests" / "data" / "elastic" / "detection-rules-windows.tar.gz"
+    ) as tar:
+        tar.extractall(folder, filter="data")
+    return folder / "rules" / "windows"

@@ -271,6 +271,8 @@ class OrderedMatcher(Matcher):
         self._advance(meta, f"{event.source.topic}#{event.source.partition}", t)
         cutoff = meta["wm"] - self.ttl - self.lateness
         alerts: list[dict[str, Any]] = []
+        # What the new watermark releases goes first: expiry must never find held events.
+        self._release(state, scope, meta, alerts)
         self._expire(state, scope, meta, cutoff)
         key_key = f"k|{scope}|{event.key}"
         ks = self._load(state, key_key)
@@ -294,7 +296,6 @@ class OrderedMatcher(Matcher):
                 self._feed(ks, queue.pop(0), meta, scope, alerts, event.key)
         self._release_key(ks, meta, scope, alerts, event.key)
         self._store(state, scope, meta, event.key, key_key, ks)
-        self._release(state, scope, meta, alerts)
         meta["lw"] = int(self.clock() * 1000)
         state.set(meta_key, meta)
         return alerts
@@ -312,8 +313,8 @@ class OrderedMatcher(Matcher):
             return []
         meta["wm"] = wall_ms
         alerts: list[dict[str, Any]] = []
-        self._expire(state, scope, meta, wall_ms - self.ttl - self.lateness)
         self._release(state, scope, meta, alerts)
+        self._expire(state, scope, meta, wall_ms - self.ttl - self.lateness)
         state.set(meta_key, meta)
         return alerts
 
@@ -450,6 +451,9 @@ class OrderedMatcher(Matcher):
         if ks is None:
             return
         self.stats.expired += self.machine.expire(ks, cutoff)
+        held = [e for e in ks["q"] if e["t"] >= cutoff]  # none: released before expiry
+        self.stats.expired += len(ks["q"]) - len(held)
+        ks["q"] = held
         ks["seen"] = {d: t for d, t in ks["seen"].items() if t >= cutoff}
         self._store(state, scope, meta, key, key_key, ks, visited=bucket)
 

@@ -52,8 +52,9 @@ class RuleSet(BlockScanner):
             engine.tag = tag
         self.by_tag = {engine.tag: engine for engine in self.engines}
         self.max_event_bytes = settings.max_record_bytes
-        self.stats = Stats()
-        """Counters of the shared steps (received, dropped, rejected by the checks)."""
+        self.stats = self.engines[0].stats if len(self.engines) == 1 else Stats()
+        """Counters of the shared steps (received, dropped, rejected by the checks); a
+        single rule's own (it does every step itself)."""
         prefilters = [engine.prefilter for engine in self.engines]
         self.prefilter = (
             Prefilter.union([p for p in prefilters if p is not None])

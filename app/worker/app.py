@@ -67,7 +67,9 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
         broker_commit_interval=settings.commit_interval_s,
         consumer_max_fetch_size=max(4 * 1024 * 1024, settings.engine.max_record_bytes * 2),
-        producer_max_request_size=max(1024 * 1024, settings.engine.max_record_bytes * 2 + 65536),
+        producer_max_request_size=max(
+            1024 * 1024, settings.engine.max_record_bytes * 2 + 65536, engine.max_state_bytes * 2
+        ),
         # Faust compares the local offset with the changelog's high water, which reads
         # -1 while another worker's transaction is open on it, and then refuses to start.
         # Local state is discarded after any unclean stop (run.discard_unclean_state).

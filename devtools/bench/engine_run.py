@@ -13,7 +13,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.engine import Engine, Event, MemoryState, load_rule
+from app.engine import EngineSettings, Event, MemoryState, load_rule
+from app.engine.rule import load_rules
+from app.engine.ruleset import RuleSet
 from devtools.synth import Record
 
 BLOCK_BYTES = 1 << 19
@@ -45,10 +47,18 @@ class EngineRun:
 
 
 def run_engine(
-    data: Sequence[bytes], *, ttl_ms: int = 540_000, lateness_ms: int = 60_000
+    data: Sequence[bytes],
+    *,
+    ttl_ms: int = 540_000,
+    lateness_ms: int = 60_000,
+    rules: Sequence[str] = (),
 ) -> EngineRun:
-    """One pass of detect's loop over pre-built blocks, with a fresh engine and state."""
-    engine = Engine(load_rule(None), ttl_ms, lateness_ms, 0, 300_000)
+    """One pass of detect's loop over pre-built blocks, with a fresh engine and state;
+    with `rules` (folders or files), the bundled rule and every rule under them."""
+    settings = EngineSettings(ttl_ms=ttl_ms, lateness_ms=lateness_ms, alert_cap=0)
+    base = load_rule(None)
+    found = [r for r in load_rules(rules).rules if r.rule_id != base.rule_id] if rules else []
+    engine = RuleSet([base, *found], settings)
     state = MemoryState(serialize=False)
     scan, process = engine.scan_block, engine.process
     ids: set[str] = set()
@@ -59,9 +69,16 @@ def run_engine(
         newlines, results = scan(block, "bench", line)
         line += newlines
         for result in results:
-            if type(result) is Event:
-                for alert in process(result, state):
-                    alerts += 1
-                    ids.add(alert["alert"]["id"])
+            for event in (result,) if type(result) is Event else result:
+                if type(event) is not Event:
+                    continue
+                for alert in process(event, state):
+                    if alert["rule"]["rule_id"] == base.rule_id:
+                        alerts += 1
+                        ids.add(alert["alert"]["id"])
+    for alert in engine.finish(state):
+        if alert["rule"]["rule_id"] == base.rule_id:
+            alerts += 1
+            ids.add(alert["alert"]["id"])
     elapsed = time.perf_counter() - started
-    return EngineRun(engine.stats.received, elapsed, alerts, len(ids))
+    return EngineRun(engine.totals().received, elapsed, alerts, len(ids))

@@ -22,6 +22,7 @@ from typing import Any
 
 from rich.console import Console
 
+from app.engine.rule import DEFAULT_RULE
 from app.kafka.settings import KafkaSettings
 from devtools import synth
 from devtools.bench import baseline as base
@@ -47,6 +48,15 @@ class BenchOptions:
     port: int = 9092
     kafka: KafkaSettings | None = None
     """An explicit cluster (--bootstrap): used as is, never started or stopped."""
+    rules: tuple[str, ...] = ()
+    """--rules folders or files: the engine and the worker run them besides the bundled
+    rule (whose alerts the bench counts)."""
+
+    @property
+    def rule_args(self) -> tuple[str, ...]:
+        if not self.rules:
+            return ()
+        return ("--rule", str(DEFAULT_RULE), *(a for r in self.rules for a in ("--rules", r)))
 
 
 @dataclass
@@ -170,7 +180,7 @@ class Bench:
         engine_row = report.Row("seqwatch detect engine (in-process, 1 core)", n)
         engine_alerts: list[int] = []
         for k in range(o.repeat):
-            er = engine_run.run_engine(data)
+            er = engine_run.run_engine(data, rules=o.rules)
             engine_row.seconds.append(er.seconds)
             engine_alerts.append(er.alert_ids)
             self.say(
@@ -194,6 +204,7 @@ class Bench:
                 group_id=self.names.group(tag),
                 data_dir=self.workdir / tag / "state",
                 log_path=self.workdir / f"{tag}.log",
+                extra=o.rule_args,
             )
             (self.workdir / tag).mkdir(parents=True, exist_ok=True)
             self.say(f"worker #{k + 1}: starting (log {spec.log_path})")
@@ -257,6 +268,7 @@ class Bench:
                 "msbuild_share": o.msbuild_share,
                 "disorder_ms": o.disorder_ms,
                 "seed": o.seed,
+                "rules": list(o.rules),
                 "run_id": self.names.run_id,
                 "worker_runs": [self._run_json(r) for r in runs],
                 "detect_engine_alerts": engine_alerts,
@@ -346,6 +358,7 @@ class Bench:
             group_id=self.names.group("lat"),
             data_dir=self.workdir / "lat" / "state",
             log_path=self.workdir / "lat.log",
+            extra=o.rule_args,
         )
         (self.workdir / "lat").mkdir(parents=True, exist_ok=True)
         worker = spec.worker(self.settings).start()

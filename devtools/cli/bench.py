@@ -53,6 +53,14 @@ from app.kafka.settings import KafkaSettings
     show_default=True,
     help="Local broker port (started if needed, stopped after if the bench started it).",
 )
+@click.option(
+    "--rules",
+    "rules",
+    multiple=True,
+    metavar="PATH",
+    help="Also run every rule under PATH (repeatable), as `seqwatch worker --rules` does;"
+    " the bundled rule's alerts are the ones counted.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last on stdout.")
 @click.option("--keep", is_flag=True, help="Keep the bench topics and state directories.")
 @kafka_options
@@ -68,6 +76,7 @@ def bench(
     seed: int,
     disorder_ms: int,
     port: int,
+    rules: tuple[str, ...],
     as_json: bool,
     keep: bool,
 ) -> None:
@@ -110,6 +119,7 @@ def bench(
         keep=keep,
         port=port,
         kafka=kafka if explicit else None,
+        rules=rules,
     )
     console = Console(stderr=True)
     result = Bench(options, console).run()

@@ -12,11 +12,15 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
+from app.engine import load_rule
 from app.kafka.settings import KafkaSettings
 from devtools.kafka import LocalKafka
+from tests.helpers import ROOT
 from tests.integration import events
 from tests.integration.harness import TopicReader, WorkerProcess, alert_id, produce
 
@@ -24,7 +28,12 @@ from tests.integration.harness import TopicReader, WorkerProcess, alert_id, prod
 class Cluster:
     """Workers of one group on shared topics, each with its own state directory."""
 
-    def __init__(self, kafka: KafkaSettings, tmp: Path, unique: str) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, tmp: Path, unique: str, rules: tuple[str, ...] = ()
+    ) -> None:
+        self.rules = rules
+        """--rules folders: the workers run every rule under them, besides the MSBuild
+        rule whose alerts the tests count (the others' must not disturb them)."""
         self.kafka = kafka
         self.tmp = tmp
         self.unique = unique
@@ -50,6 +59,8 @@ class Cluster:
             "4",
             "--session-timeout",
             "6s",
+            *(arg for folder in self.rules for arg in ("--rules", folder)),
+            *(("--rule", str(ROOT / "app" / "rules" / RULE_FILE)) if self.rules else ()),
             *extra,
         )
 
@@ -72,11 +83,25 @@ class Cluster:
         return ids
 
 
+RULE_FILE = "msbuild_making_network_connections.toml"
+RULE_ID = load_rule(ROOT / "app" / "rules" / RULE_FILE).rule_id
+
+
+@pytest.fixture(params=["one rule", "all rules"])
+def rule_folders(request: pytest.FixtureRequest, windows_rules: Path) -> tuple[str, ...]:
+    """The bundled rule alone, or with every bundled rule and Elastic's Windows rules."""
+    if request.param == "one rule":
+        return ()
+    return (str(ROOT / "app" / "rules"), str(windows_rules))
+
+
 @pytest.fixture
-def cluster(kafka: KafkaSettings, tmp_path: Path, unique: str) -> Cluster:
+def cluster(
+    kafka: KafkaSettings, tmp_path: Path, unique: str, rule_folders: tuple[str, ...]
+) -> Cluster:
     for name in ("a", "b", "c"):
         (tmp_path / name).mkdir()
-    return Cluster(kafka, tmp_path, unique)
+    return Cluster(kafka, tmp_path, unique, rule_folders)
 
 
 def _wait_log(worker: WorkerProcess, pattern: str, timeout: float = 60.0) -> None:
@@ -91,14 +116,26 @@ def _wait_log(worker: WorkerProcess, pattern: str, timeout: float = 60.0) -> Non
     raise AssertionError(f"no {pattern!r} in the log\n{worker.log_tail()}")
 
 
+def _msbuild(records: list[Any]) -> int:
+    """How many of the alert records are the MSBuild rule's."""
+    return sum(1 for m in records if orjson.loads(m.value())["rule"]["rule_id"] == RULE_ID)
+
+
 def _exactly_once(reader: TopicReader, expected: list[str], alive: object = None) -> None:
-    reader.wait_for(lambda recs: len(recs) >= len(expected), timeout=120, alive=alive)  # type: ignore[arg-type]
+    """Each expected MSBuild alert once; no alert of any rule twice."""
+    from app.alerts_view import field
+
+    reader.wait_for(
+        lambda recs: _msbuild(recs) >= len(expected),
+        timeout=120,
+        alive=alive,  # type: ignore[arg-type]
+    )
     reader.poll(3.0)
-    alerts = reader.values()
-    counts = Counter(alert_id(a) for a in alerts)
+    everything = reader.values()
+    counts = Counter(alert_id(a) for a in everything)
     duplicated = {k: v for k, v in counts.items() if v > 1}
     assert not duplicated, f"duplicated alerts: {duplicated}"
-    from app.alerts_view import field
+    alerts = [a for a in everything if field(a, "rule.rule_id") == RULE_ID]
 
     got = sorted(str(field(a, "process.entity_id")) for a in alerts)
     assert got == sorted(expected), (
@@ -159,7 +196,7 @@ def test_scale_out_and_in_moves_state_and_alerts_once(cluster: Cluster) -> None:
         a.wait_ready()
         b.wait_ready()
         expected += cluster.pairs("so1", 0, 40)
-        reader.wait_for(lambda recs: len(recs) >= 40, timeout=90, alive=a.check_alive)
+        reader.wait_for(lambda recs: _msbuild(recs) >= 40, timeout=90, alive=a.check_alive)
 
         # Pending starts whose connections arrive after the group changed twice.
         pending = [events.entity(500 + i, "so2") for i in range(40)]
@@ -202,17 +239,17 @@ def own_broker() -> Iterator[LocalKafka]:
 
 
 def test_broker_outage_of_20_s_is_survived(
-    own_broker: LocalKafka, tmp_path: Path, unique: str
+    own_broker: LocalKafka, tmp_path: Path, unique: str, rule_folders: tuple[str, ...]
 ) -> None:
     kafka = KafkaSettings(bootstrap=own_broker.bootstrap)
     (tmp_path / "a").mkdir()
-    cluster = Cluster(kafka, tmp_path, unique)
+    cluster = Cluster(kafka, tmp_path, unique, rule_folders)
     worker = cluster.worker("a").start()
     try:
         worker.wait_ready()
         expected = cluster.pairs("out1", 0, 20)
         reader = TopicReader(kafka, cluster.alerts)
-        reader.wait_for(lambda recs: len(recs) >= 20, timeout=60, alive=worker.check_alive)
+        reader.wait_for(lambda recs: _msbuild(recs) >= 20, timeout=60, alive=worker.check_alive)
         reader.close()
 
         own_broker.down()

@@ -194,3 +194,16 @@ def test_a_quiet_partition_releases_its_alerts_on_the_ingest_ticks() -> None:
     wall[0] += 3
     assert _ids(eng.tick(state, "0", int(wall[0] * 1000))) == [(1, 2, 3)]
     assert eng.tick(state, "0", int(wall[0] * 1000) + 5_000) == []  # once
+
+
+def test_a_watermark_jump_past_the_ttl_releases_then_expires() -> None:
+    eng = _engine(ttl_ms=60_000)
+    state = MemoryState()
+    docs = [
+        _doc("a", T0, "process", 1),
+        _doc("a", T0 + 1_000, "file", 2),
+        _doc("a", T0 + 2_000, "network", 3),
+        _doc("z", T0 + 86_400_000, "process", 4),  # a day later: everything before expires
+    ]
+    assert _ids(_stream(eng, docs, state)) == [(1, 2, 3)]
+    assert not [k for k in state.keys() if k.startswith("k|0|a")]

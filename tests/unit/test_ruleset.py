@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 from engine_helpers import T0, feed, net, start
 
 from app.cli.detect import DETECT_LIMITS, run
@@ -16,16 +14,7 @@ from app.engine.ruleset import RuleSet
 from tests.helpers import ROOT
 
 SAMPLES = ROOT / "topics" / "samples"
-WINDOWS_RULES = ROOT / "tests" / "data" / "elastic" / "detection-rules-windows.tar.gz"
 SETTINGS = EngineSettings(alert_cap=0)
-
-
-@pytest.fixture(scope="module")
-def windows_rules(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("detection-rules")
-    with tarfile.open(WINDOWS_RULES) as archive:
-        archive.extractall(folder, filter="data")
-    return folder / "rules" / "windows"
 
 
 def _blocks() -> list[tuple[int, str, bytes]]:
