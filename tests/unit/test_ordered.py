@@ -206,4 +206,4 @@ def test_a_watermark_jump_past_the_ttl_releases_then_expires() -> None:
         _doc("z", T0 + 86_400_000, "process", 4),  # a day later: everything before expires
     ]
     assert _ids(_stream(eng, docs, state)) == [(1, 2, 3)]
-    assert not [k for k in state.keys() if k.startswith("k|0|a")]
+    assert not [k for k in state if k.startswith("k|0|a")]
