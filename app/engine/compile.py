@@ -85,6 +85,12 @@ class Node:
         """
         return None
 
+    def clauses(self) -> list[frozenset[str]]:
+        """Fragment sets each of which must have a member in every record this matches
+        (a conjunction: a RuleSet offers a record to a rule only if all are met)."""
+        required = self.required()
+        return [required] if required else []
+
     def fields(self) -> set[str]:
         return set()
 
@@ -108,6 +114,9 @@ class And(Node):
             a, b = preds
             return lambda view: a(view) and b(view)
         return lambda view: all(p(view) for p in preds)
+
+    def clauses(self) -> list[frozenset[str]]:
+        return [clause for term in self.terms for clause in term.clauses()]
 
     def required(self) -> frozenset[str] | None:
         # Any one term's requirement holds for the conjunction; keep the most selective.
@@ -438,6 +447,10 @@ class Stage:
     text: str
     keys: tuple[FieldRef, ...] = ()
     missing: bool = False
+    condition: Predicate | None = None
+    """The condition alone, without the category test (a RuleSet tests categories once)."""
+    clauses: tuple[frozenset[str], ...] = ()
+    """`Node.clauses()` of the condition: what a record must contain to match it."""
 
 
 @dataclass(frozen=True)
@@ -696,6 +709,8 @@ class _Compiler:
             required=node_ir.required(),
             fields=frozenset(node_ir.fields()),
             text=snippet,
+            condition=cond.compile(),
+            clauses=tuple(cond.clauses()),
         )
 
     # expressions -------------------------------------------------------------------------
@@ -987,6 +1002,8 @@ def _keyed(stage: Stage, keys: tuple[FieldRef, ...], missing: bool) -> Stage:
         text=stage.text,
         keys=keys,
         missing=missing,
+        condition=stage.condition,
+        clauses=stage.clauses,
     )
 
 

@@ -116,6 +116,9 @@ class Engine(BlockScanner):
         self.span_ms = min(ttl_ms, compiled.maxspan_ms) if compiled.maxspan_ms else ttl_ms
         matchable = compiled.matchable
         self._predicates = tuple(stage.predicate for stage in matchable)
+        self._by_category = tuple(
+            (stage.category, stage.condition or stage.predicate) for stage in matchable
+        )
         self._keys = compiled.keys
         # Stages that join on the same fields share one key computation.
         self._stage_keys = tuple(stage.keys for stage in matchable)
@@ -211,11 +214,26 @@ class Engine(BlockScanner):
             return self._reject(doc)
         return self.decode_doc(View(doc), doc, body, source)
 
-    def decode_doc(self, view: View, doc: dict[str, Any], body: bytes, source: Source) -> Decoded:
+    def decode_doc(
+        self,
+        view: View,
+        doc: dict[str, Any],
+        body: bytes,
+        source: Source,
+        categories: frozenset[str] | None = None,
+    ) -> Decoded:
         """decode() past the checks every rule shares: `doc` is `body` parsed, `view` on it
-        (a `RuleSet` parses a record once for all its rules)."""
+        (a `RuleSet` parses a record once for all its rules, and gives the record's
+        `event.category` values as text: each stage then tests only its condition)."""
         stats = self.stats
-        stages = tuple(i for i, predicate in enumerate(self._predicates) if predicate(view))
+        if categories is None:
+            stages = tuple(i for i, predicate in enumerate(self._predicates) if predicate(view))
+        else:
+            stages = tuple(
+                i
+                for i, (category, condition) in enumerate(self._by_category)
+                if (category is None or category in categories) and condition(view)
+            )
         if not stages:
             stats.dropped += 1
             return None

@@ -16,10 +16,13 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import ahocorasick
+
+from app.engine.compile import _as_text
 from app.engine.core import Engine, check_record, parse_record
 from app.engine.event import Decoded, Event, Reject, Source
 from app.engine.normalise import View
-from app.engine.prefilter import Prefilter
+from app.engine.prefilter import ASCII_LOWERING, Prefilter
 from app.engine.rule import Rule
 from app.engine.scan import BlockScanner
 from app.engine.sequence import Stats
@@ -27,6 +30,7 @@ from app.engine.settings import EngineSettings
 from app.engine.state import MemoryState, StateStore
 
 _CATEGORY = ("event", "category")
+_LOWERING = tuple(c.encode() for c in ASCII_LOWERING)
 
 
 def rule_tag(rule: Rule) -> str:
@@ -57,19 +61,58 @@ class RuleSet(BlockScanner):
         single rule's own (it does every step itself)."""
         prefilters = [engine.prefilter for engine in self.engines]
         self.prefilter = (
-            Prefilter.union([p for p in prefilters if p is not None])
-            if all(p is not None for p in prefilters)
-            else None
+            None
+            if any(p is None for p in prefilters)
+            else prefilters[0]
+            if len(prefilters) == 1
+            else Prefilter.union(prefilters)  # type: ignore[arg-type]
         )
-        self._any: list[Engine] = []
-        self._by_category: dict[str, list[Engine]] = {}
+        """Passes what any rule's prefilter passes (`seqwatch detect`'s block scan)."""
+        # Which rules a record may match, in one pass over it: an Aho-Corasick automaton
+        # finds every fragment any stage requires (`Node.clauses`); a rule is offered the
+        # record when, for one of its stages, each clause has a fragment in it. A rule
+        # with a stage that requires nothing is always offered. Then only the rules of the
+        # record's categories remain.
+        numbers: dict[str, int] = {}
+        stage_clauses: list[list[tuple[frozenset[int], ...]]] = []
         for engine in self.engines:
+            stages = []
+            for stage in engine.rule.compiled.matchable:
+                stages.append(
+                    tuple(
+                        frozenset(numbers.setdefault(f, len(numbers)) for f in clause)
+                        for clause in stage.clauses
+                    )
+                )
+            stage_clauses.append(stages)
+        self._stage_clauses = stage_clauses
+        self._always: frozenset[int] = frozenset(
+            i for i, stages in enumerate(stage_clauses) if any(not c for c in stages)
+        )
+        owners: list[set[int]] = [set() for _ in numbers]
+        for i, stages in enumerate(stage_clauses):
+            if i not in self._always:
+                for clauses in stages:
+                    for number in clauses[0]:  # every match meets the first clause
+                        owners[number].add(i)
+        self._owners = [frozenset(o) for o in owners]
+        self._automaton = ahocorasick.Automaton()
+        for fragment, number in numbers.items():
+            self._automaton.add_word(fragment, number)
+        if numbers:
+            self._automaton.make_automaton()
+        self._has_fragments = bool(numbers)
+        any_category: set[int] = set()
+        by_category: dict[str, set[int]] = {}
+        for i, engine in enumerate(self.engines):
             categories = {stage.category for stage in engine.rule.compiled.matchable}
             if None in categories:
-                self._any.append(engine)
+                any_category.add(i)
                 continue
             for category in categories:
-                self._by_category.setdefault(str(category), []).append(engine)
+                by_category.setdefault(str(category), set()).add(i)
+        self._any = frozenset(any_category)
+        self._by_category = {c: frozenset(ids) | self._any for c, ids in by_category.items()}
 
     # -- what callers ask ----------------------------------------------------------------
     @property
@@ -120,7 +163,9 @@ class RuleSet(BlockScanner):
         if type(body) is Reject:
             stats.reject(body.reason)
             return body
-        if self.prefilter is not None and not self.prefilter.may_match(body):
+        low = body.lower()
+        hits = self._hits(body, low)
+        if not hits and not self._always:
             stats.dropped += 1
             return None
         doc = parse_record(body)
@@ -128,14 +173,14 @@ class RuleSet(BlockScanner):
             stats.reject(doc.reason)
             return doc
         view = View(doc)
-        candidates = self._candidates(view)
-        low = body.lower() if candidates else b""
+        categories = frozenset(
+            t for t in map(_as_text, view.values("event.category", _CATEGORY)) if t is not None
+        )
+        candidates = self._candidates(categories) & (hits | self._always)
         out: list[Event] = []
-        for engine in candidates:
-            prefilter = engine.prefilter
-            if prefilter is not None and not prefilter.may_match(body, low):
-                continue
-            decoded = engine.decode_doc(view, doc, body, source)
+        engines = self.engines
+        for index in sorted(candidates):
+            decoded = engines[index].decode_doc(view, doc, body, source, categories)
             if decoded is None:
                 continue
             if type(decoded) is Reject:
@@ -149,18 +194,31 @@ class RuleSet(BlockScanner):
             return None
         return out[0] if len(out) == 1 else tuple(out)
 
-    def _candidates(self, view: View) -> list[Engine]:
-        categories = view.values("event.category", _CATEGORY)
-        if not categories:
-            return self._any
-        found: list[Engine] = []
+    def _hits(self, body: bytes, low: bytes) -> frozenset[int] | set[int]:
+        """The rules whose prefilter passes the record (`low`: its bytes lower-cased)."""
+        if b"\\u" in body or (not body.isascii() and any(c in body for c in _LOWERING)):
+            # Escapes or characters that lower-case to ASCII: each rule's exact check.
+            return {
+                i
+                for i, e in enumerate(self.engines)
+                if i not in self._always and e.prefilter.may_match(body, low)  # type: ignore[union-attr]
+            }
+        if not self._has_fragments:
+            return frozenset()
+        present = {f for _, f in self._automaton.iter(low.decode("latin-1"))}
+        owners = self._owners
+        stage_clauses = self._stage_clauses
+        return {
+            i
+            for i in set().union(*(owners[f] for f in present))
+            if any(all(c & present for c in stage) for stage in stage_clauses[i])
+        }
+
+    def _candidates(self, categories: frozenset[str]) -> frozenset[int]:
+        found = self._any
         for category in categories:
-            engines = self._by_category.get(str(category)) if isinstance(category, str) else None
-            if engines:
-                found.extend(engines)
-        if len(categories) > 1 and found:
-            found = list(dict.fromkeys(found))  # an event of two categories: each rule once
-        return [*found, *self._any] if self._any else found
+            found = found | self._by_category.get(category, frozenset())
+        return found
 
     # -- matching ------------------------------------------------------------------------
     def process(self, event: Event, state: StateStore, scope: str = "0") -> list[dict[str, Any]]:
