@@ -99,6 +99,7 @@ class Engine(BlockScanner):
         clock: Callable[[], float] = time.time,
         limits: Limits = DEFAULT_LIMITS,
         tiebreaker: str | None = "event.sequence",
+        idle_ms: int | None = None,
     ) -> None:
         if ttl_ms <= 0:
             raise ValueError("ttl_ms must be positive")
@@ -152,7 +153,7 @@ class Engine(BlockScanner):
         """A sequence run on the ordered matcher: held until the watermark, then matched
         in Elasticsearch's order (`ordered`); alerts wait for the lateness."""
         self._matcher: Matcher = (
-            OrderedMatcher(compiled=compiled, **matcher_options)
+            OrderedMatcher(compiled=compiled, idle_ms=idle_ms, **matcher_options)
             if self.is_ordered
             else Matcher(**matcher_options)
         )
@@ -169,6 +170,7 @@ class Engine(BlockScanner):
             source_skew_ms=settings.source_skew_ms,
             max_event_bytes=settings.max_record_bytes,
             tiebreaker=settings.tiebreaker or None,
+            idle_ms=settings.idle_ms,
             **options,
         )
 

@@ -255,8 +255,11 @@ class KeySequences:
 class OrderedMatcher(Matcher):
     """The operator over `KeySequences`: holds events until the watermark, feeds them."""
 
-    def __init__(self, *, compiled: CompiledQuery, **options: Any) -> None:
+    def __init__(
+        self, *, compiled: CompiledQuery, idle_ms: int | None = None, **options: Any
+    ) -> None:
         super().__init__(**options)
+        self.idle = idle_ms if idle_ms is not None else self.lateness
         self.plan = Plan.of(compiled)
         self.machine = KeySequences(
             self.plan, self.span, self.limits.waiting_sequences, self.stats.trim
@@ -301,13 +304,13 @@ class OrderedMatcher(Matcher):
         return alerts
 
     def tick(self, state: StateStore, scope: str, wall_ms: int) -> list[dict[str, Any]]:
-        """A scope without events for `lateness` of wall time counts as caught up with the
-        wall clock (Flink's idleness): its watermark moves to `wall_ms`, and what it holds
+        """A scope without events for `idle` (default: the lateness) of wall time counts as
+        caught up with the wall clock (Flink's idleness): its watermark moves to `wall_ms`, and what it holds
         is released as if an event of that time had arrived. A stream that goes quiet
         still alerts, one lateness after its last event, as a busy one does."""
         meta_key = f"m|{scope}"
         meta = state.get(meta_key)
-        if meta is None or meta["wm"] is None or wall_ms - meta.get("lw", wall_ms) < self.lateness:
+        if meta is None or meta["wm"] is None or wall_ms - meta.get("lw", wall_ms) < self.idle:
             return []
         if meta["wm"] >= wall_ms:
             return []

@@ -31,6 +31,14 @@ class EngineSettings:
         default=1_048_576,
         metadata=flag("--max-record-bytes", "Larger records are rejected (too_large).", kind=int),
     )
+    idle_ms: int | None = field(
+        default=None,
+        metadata=duration_flag(
+            "--idle",
+            "A state partition without events this long (wall clock) releases what ordered"
+            " sequences hold [default: --lateness].",
+        ),
+    )
     tiebreaker: str = field(
         default="event.sequence",
         metadata=flag(
@@ -53,6 +61,8 @@ class EngineSettings:
             out.append("--alert-cap must be 0 (unlimited) or more")
         if self.cap_window_ms < 0:
             out.append("--cap-window must not be negative")
+        if self.idle_ms is not None and self.idle_ms <= 0:
+            out.append("--idle must be positive")
         if self.max_record_bytes < 1024:
             out.append("--max-record-bytes must be at least 1024")
         return out

@@ -44,6 +44,8 @@ class AlertTally:
     first: dict[str, SeenAlert] = field(default_factory=dict)
     deliveries: int = 0
     unreadable: int = 0
+    other_rules: int = 0
+    """Alerts of the other rules of a bench with --rules (not counted above)."""
     reached_at: float | None = None
     """perf_counter() when the unique count first reached the target."""
 
@@ -106,8 +108,11 @@ class AlertReader:
                 for msg in batch:
                     if msg.error() is not None:
                         continue
-                    tally.deliveries += 1
                     seen = parse_alert(msg.value(), msg.key(), now)
+                    if seen is OTHER_RULE:
+                        tally.other_rules += 1
+                        continue
+                    tally.deliveries += 1
                     if seen is None:
                         tally.unreadable += 1
                         continue
@@ -119,6 +124,10 @@ class AlertReader:
                 ):
                     tally.reached_at = mono
                     self.reached.set()
+
+
+OTHER_RULE = SeenAlert("", "", 0.0, None)
+"""parse_alert's answer for an alert of another rule than the bundled one."""
 
 
 def parse_alert(value: bytes | None, key: bytes | None, read_wall: float) -> SeenAlert | None:
@@ -135,7 +144,7 @@ def parse_alert(value: bytes | None, key: bytes | None, read_wall: float) -> See
     if not ident:
         return None
     if alert_field(doc, "rule.rule_id") != BENCH_RULE_ID:
-        return None  # another rule's (a bench with --rules): not what the bench counts
+        return OTHER_RULE  # another rule's (a bench with --rules): not what it counts
     entity = alert_field(doc, "process.entity_id") or (key.decode() if key else "")
     created = parse_timestamp_ms(alert_field(doc, "event.created"))
     return SeenAlert(str(ident), str(entity), read_wall, created)
