@@ -84,21 +84,22 @@ def detect(
     files: tuple[str, ...], rule_path: str | None, rule_paths: tuple[str, ...], **options: Any
 ) -> None:
     """Run the rules over NDJSON FILEs (or stdin, or '-'); alerts to stdout as NDJSON."""
+    settings: EngineSettings = settings_from(EngineSettings, options).validate()
+    mapping = settings.load_mapping()
     rules = []
     if rule_path is not None or not rule_paths:
-        rules.append(load_rule(rule_path))
+        rules.append(load_rule(rule_path, mapping))
     if rule_paths:
-        found = load_rules(rule_paths)
+        found = load_rules(rule_paths, mapping=mapping)
         for path, reason in found.refused:
             click.echo(f"seqwatch detect: rule {path} not loaded: {reason}", err=True)
         ids = {rule.rule_id for rule in rules}
         rules.extend(rule for rule in found.rules if rule.rule_id not in ids)
-    settings: EngineSettings = settings_from(EngineSettings, options).validate()
     names = files or ("-",)
     for name in names:
         if name != "-" and not Path(name).is_file():
             _open(name)  # raises the right ConfigError
-    engine = RuleSet(rules, settings, limits=DETECT_LIMITS)
+    engine = RuleSet(rules, settings, limits=DETECT_LIMITS, mapping=mapping)
     out = sys.stdout.buffer
     dumps = engine.alert_bytes
     started = time.perf_counter()

@@ -26,6 +26,7 @@ from lark import Token, Tree
 from lark.exceptions import LarkError, UnexpectedInput
 
 from app.durations import parse_duration
+from app.engine.mapping import Mapping, version_key
 from app.engine.normalise import DERIVED_FIELDS, View
 from app.engine.timestamps import parse_timestamp_ms
 from app.engine.values import (
@@ -328,6 +329,30 @@ class Relation(Node):
 
 
 @dataclass(frozen=True)
+class VersionRelation(Node):
+    """`field < "1.5.0"` on a field an index maps as `version` (`--mapping`)."""
+
+    expr: ValueExpr
+    op: str
+    key: tuple[Any, ...]
+
+    def compile(self) -> Predicate:
+        getter, op, key = self.expr.getter(), self.op, self.key
+
+        def relation(view: View) -> bool:
+            for value in getter(view):
+                mine = version_key(value)
+                if mine is not None and compare(mine, key, op):
+                    return True
+            return False
+
+        return relation
+
+    def fields(self) -> set[str]:
+        return self.expr.fields()
+
+
+@dataclass(frozen=True)
 class NullCheck(Node):
     """`expr == null`: the expression has no value (a function of a missing field, ...);
     `null : (a > b)`: the comparison is null, because a side of it is."""
@@ -516,7 +541,8 @@ def _quote_at_fields(text: str) -> str:
 
 
 class _Compiler:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, mapping: Mapping | None = None) -> None:
+        self.version_fields = mapping.version_fields if mapping is not None else frozenset()
         text = _quote_at_fields(text) if "@" in text else text
         self.text = text if text.endswith("\n") else text + "\n"
         with elasticsearch_syntax:  # the walker reads the dialect when it is made
@@ -774,6 +800,16 @@ class _Compiler:
         timestamp = self._is_field(left) and self.field(left).path == "@timestamp"
         if timestamp and self._is_literal(right):
             return Relation(self.value(left), op_text, self.time_literal(right))
+        if (
+            op_text in _FLIPPED
+            and self._is_field(left)
+            and self.field(left).path in self.version_fields
+            and self._is_literal(right)
+            and isinstance(self.literal(right), str)
+        ):
+            key = version_key(self.literal(right))
+            assert key is not None
+            return VersionRelation(self.value(left), op_text, key)
         return Relation(self.value(left), op_text, self.value(right))
 
     def time_literal(self, node: Tree | Token) -> Literal:
@@ -1007,8 +1043,9 @@ def _keyed(stage: Stage, keys: tuple[FieldRef, ...], missing: bool) -> Stage:
     )
 
 
-def compile_query(text: str) -> CompiledQuery:
-    """Parse and compile `text`; raises QueryError (one line) for anything unsupported."""
+def compile_query(text: str, mapping: Mapping | None = None) -> CompiledQuery:
+    """Parse and compile `text`; raises QueryError (one line) for anything unsupported.
+    `mapping`: the index mapping the fields are read as (`app.engine.mapping`)."""
     if not text or not text.strip():
         raise QueryError("the rule has an empty query")
-    return _Compiler(text).query()
+    return _Compiler(text, mapping).query()

@@ -18,6 +18,7 @@ from app.engine.alert import ALERT_FIELDS, build_alert
 from app.engine.compile import FieldRef, _as_text
 from app.engine.event import Decoded, Event, Reject, Source
 from app.engine.limits import DEFAULT_LIMITS, Limits
+from app.engine.mapping import Mapping
 from app.engine.normalise import View
 from app.engine.ordered import OrderedMatcher
 from app.engine.prefilter import Prefilter
@@ -100,6 +101,7 @@ class Engine(BlockScanner):
         limits: Limits = DEFAULT_LIMITS,
         tiebreaker: str | None = "event.sequence",
         idle_ms: int | None = None,
+        mapping: Mapping | None = None,
     ) -> None:
         if ttl_ms <= 0:
             raise ValueError("ttl_ms must be positive")
@@ -133,6 +135,8 @@ class Engine(BlockScanner):
             FieldRef.of(path) for path in sorted({*compiled.fields, *ALERT_FIELDS})
         )
         self.tiebreaker = FieldRef.of(tiebreaker) if tiebreaker else None
+        self.mapping = mapping
+        """The index mapping records are read as (aliases, null_values), or None."""
         self.tag = ""
         """The rule's tag in a RuleSet of several (its events carry it); "" alone."""
         self.prefilter: Prefilter | None = Prefilter(compiled) if prefilter else None
@@ -171,6 +175,7 @@ class Engine(BlockScanner):
             max_event_bytes=settings.max_record_bytes,
             tiebreaker=settings.tiebreaker or None,
             idle_ms=settings.idle_ms,
+            mapping=options.pop("mapping", None) or settings.load_mapping(),
             **options,
         )
 
@@ -214,7 +219,8 @@ class Engine(BlockScanner):
         doc = parse_record(body)
         if type(doc) is Reject:
             return self._reject(doc)
-        return self.decode_doc(View(doc), doc, body, source)
+        view = View(doc if self.mapping is None else self.mapping.apply(doc))
+        return self.decode_doc(view, doc, body, source)
 
     def decode_doc(
         self,
@@ -224,9 +230,10 @@ class Engine(BlockScanner):
         source: Source,
         categories: frozenset[str] | None = None,
     ) -> Decoded:
-        """decode() past the checks every rule shares: `doc` is `body` parsed, `view` on it
-        (a `RuleSet` parses a record once for all its rules, and gives the record's
-        `event.category` values as text: each stage then tests only its condition)."""
+        """decode() past the checks every rule shares: `doc` is `body` parsed (what the
+        alert reports), `view` on it as the mapping reads it (a `RuleSet` parses a record
+        once for all its rules, and gives the record's `event.category` values as text:
+        each stage then tests only its condition)."""
         stats = self.stats
         if categories is None:
             stages = tuple(i for i, predicate in enumerate(self._predicates) if predicate(view))

@@ -304,10 +304,11 @@ class OrderedMatcher(Matcher):
         return alerts
 
     def tick(self, state: StateStore, scope: str, wall_ms: int) -> list[dict[str, Any]]:
-        """A scope without events for `idle` (default: the lateness) of wall time counts as
-        caught up with the wall clock (Flink's idleness): its watermark moves to `wall_ms`, and what it holds
-        is released as if an event of that time had arrived. A stream that goes quiet
-        still alerts, one lateness after its last event, as a busy one does."""
+        """A scope without events for `idle` (default: the lateness) of wall time counts
+        as caught up with the wall clock (Flink's idleness): its watermark moves to
+        `wall_ms`, and what it holds is released as if an event of that time had arrived.
+        A stream that goes quiet still alerts, one lateness after its last event, as a
+        busy one does."""
         meta_key = f"m|{scope}"
         meta = state.get(meta_key)
         if meta is None or meta["wm"] is None or wall_ms - meta.get("lw", wall_ms) < self.idle:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app.engine.compile import CompiledQuery, QueryError, compile_query
+from app.engine.mapping import Mapping
 from app.errors import ConfigError
 
 RULES_DIR = Path(__file__).resolve().parents[1] / "rules"
@@ -60,7 +61,7 @@ def _strings(value: Any, what: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def parse_rule(text: str, *, source: str = "<rule>") -> Rule:
+def parse_rule(text: str, *, source: str = "<rule>", mapping: Mapping | None = None) -> Rule:
     """Parse rule TOML text; `source` names it in error messages."""
     try:
         data = tomllib.loads(text)
@@ -78,7 +79,7 @@ def parse_rule(text: str, *, source: str = "<rule>") -> Rule:
             f"{source}: rule type {kind!r} / language {language!r} is not supported (eql only)"
         )
     try:
-        compiled = compile_query(rule["query"])
+        compiled = compile_query(rule["query"], mapping)
     except QueryError as exc:
         raise RuleError(f"{source}: {exc}") from None
     risk = rule.get("risk_score", 47)
@@ -147,7 +148,9 @@ class RuleLoad:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def load_rules(paths: Iterable[str | Path], *, stream: bool = False) -> RuleLoad:
+def load_rules(
+    paths: Iterable[str | Path], *, stream: bool = False, mapping: Mapping | None = None
+) -> RuleLoad:
     """Every EQL rule under `paths`; rules of other languages are skipped, a rule that
     does not load (or, with `stream`, runs only in `seqwatch detect`) is refused with
     its one-line reason, a second rule with the same rule_id too."""
@@ -159,7 +162,7 @@ def load_rules(paths: Iterable[str | Path], *, stream: bool = False) -> RuleLoad
             out.skipped.append((path, f"language {language}"))
             continue
         try:
-            rule = load_stream_rule(path) if stream else load_rule(path)
+            rule = load_stream_rule(path, mapping) if stream else load_rule(path, mapping)
         except RuleError as exc:
             out.refused.append((path, str(exc).removeprefix(f"{path}: ")))
             continue
@@ -182,17 +185,18 @@ def stream_problem(rule: Rule) -> str | None:
     return None
 
 
-def load_stream_rule(path: str | Path | None = None) -> Rule:
+def load_stream_rule(path: str | Path | None = None, mapping: Mapping | None = None) -> Rule:
     """load_rule() for the worker: also refuses what only `seqwatch detect` runs."""
-    rule = load_rule(path)
+    rule = load_rule(path, mapping)
     problem = stream_problem(rule)
     if problem is not None:
         raise RuleError(f"{rule.path}: {problem}")
     return rule
 
 
-def load_rule(path: str | Path | None = None) -> Rule:
-    """Load a rule file; None loads the bundled default (the 7.10 version 5 MSBuild rule)."""
+def load_rule(path: str | Path | None = None, mapping: Mapping | None = None) -> Rule:
+    """Load a rule file; None loads the bundled default (the 7.10 version 5 MSBuild rule).
+    `mapping`: the index mapping its fields are read as (`--mapping`)."""
     file = Path(path) if path is not None else DEFAULT_RULE
     try:
         text = file.read_text(encoding="utf-8")
@@ -202,4 +206,4 @@ def load_rule(path: str | Path | None = None) -> Rule:
         raise RuleError(f"rule file {file} is a directory") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleError(f"cannot read rule file {file}: {exc}") from None
-    return parse_rule(text, source=str(file))
+    return parse_rule(text, source=str(file), mapping=mapping)

@@ -44,7 +44,10 @@ class RuleSet(BlockScanner):
     def __init__(self, rules: Sequence[Rule], settings: EngineSettings, **options: Any) -> None:
         if not rules:
             raise ValueError("a rule set needs at least one rule")
-        self.engines = tuple(Engine.from_settings(rule, settings, **options) for rule in rules)
+        self.mapping = options.pop("mapping", None) or settings.load_mapping()
+        self.engines = tuple(
+            Engine.from_settings(rule, settings, mapping=self.mapping, **options) for rule in rules
+        )
         tags = [""] if len(rules) == 1 else [rule_tag(rule) for rule in rules]
         if len(set(tags)) != len(tags):
             seen: dict[str, str] = {}
@@ -172,7 +175,7 @@ class RuleSet(BlockScanner):
         if type(doc) is Reject:
             stats.reject(doc.reason)
             return doc
-        view = View(doc)
+        view = View(doc if self.mapping is None else self.mapping.apply(doc))
         categories = frozenset(
             t for t in map(_as_text, view.values("event.category", _CATEGORY)) if t is not None
         )

@@ -4,7 +4,9 @@ backtest and the stream run the same semantics from the same defaults."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from app.engine.mapping import Mapping
 from app.errors import ConfigError
 from app.options import duration_flag, flag
 
@@ -30,6 +32,15 @@ class EngineSettings:
     max_record_bytes: int = field(
         default=1_048_576,
         metadata=flag("--max-record-bytes", "Larger records are rejected (too_large).", kind=int),
+    )
+    mapping: Path | None = field(
+        default=None,
+        metadata=flag(
+            "--mapping",
+            "Elasticsearch index mapping (JSON) to read fields as that index does: aliases,"
+            " null_value, version fields.",
+            parse=Path,
+        ),
     )
     idle_ms: int | None = field(
         default=None,
@@ -61,11 +72,16 @@ class EngineSettings:
             out.append("--alert-cap must be 0 (unlimited) or more")
         if self.cap_window_ms < 0:
             out.append("--cap-window must not be negative")
+        if self.mapping is not None and not self.mapping.is_file():
+            out.append(f"--mapping {self.mapping}: no such file")
         if self.idle_ms is not None and self.idle_ms <= 0:
             out.append("--idle must be positive")
         if self.max_record_bytes < 1024:
             out.append("--max-record-bytes must be at least 1024")
         return out
+
+    def load_mapping(self) -> Mapping | None:
+        return Mapping.load(self.mapping) if self.mapping is not None else None
 
     def validate(self) -> EngineSettings:
         errors = self.problems()

@@ -322,7 +322,9 @@ def compare(a: Any, b: Any, op: str) -> bool:
             equal = isinstance(a, bool) and isinstance(b, bool) and a == b
             return equal if op == "==" else not equal
         return False
-    if isinstance(a, str) and isinstance(b, str):
+    if (isinstance(a, str) and isinstance(b, str)) or (
+        isinstance(a, tuple) and isinstance(b, tuple)  # version keys (app.engine.mapping)
+    ):
         x: Any = a
         y: Any = b
     else:

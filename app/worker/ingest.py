@@ -57,10 +57,11 @@ def build_engine(settings: WorkerSettings, *, report: bool = True) -> RuleSet:
     skipped; `--rule`'s must load. The alert cap is kept per rule and state partition.
     """
     rules = []
+    mapping = settings.engine.load_mapping()
     if settings.rule_path is not None or not settings.rule_paths:
-        rules.append(load_stream_rule(settings.rule_path))
+        rules.append(load_stream_rule(settings.rule_path, mapping))
     if settings.rule_paths:
-        found = load_rules(settings.rule_paths, stream=True)
+        found = load_rules(settings.rule_paths, stream=True, mapping=mapping)
         for path, reason in found.refused if report else ():
             log.error("rule %s not loaded: %s", path, reason)
         if report and found.skipped:
@@ -73,7 +74,7 @@ def build_engine(settings: WorkerSettings, *, report: bool = True) -> RuleSet:
             )
     if report and len(rules) > 1:
         log.info("running %d rules", len(rules))
-    return RuleSet(rules, settings.engine)
+    return RuleSet(rules, settings.engine, mapping=mapping)
 
 
 def instance_id(data_dir: Path) -> str:

@@ -3,9 +3,10 @@
 The queries and data are Elasticsearch's (x-pack/plugin/eql/qa/common/src/main/resources,
 copies with their licence under tests/data/elasticsearch-eql/; the endgame events are read
 in place from the `eql` package, `eql/etc/test_data.json`, the same file). The data is
-loaded as Elasticsearch's spec runner indexes it: the endgame FILETIME `timestamp` becomes
-`@timestamp` in ms, the mappings' aliases (`event.category` -> `event_type`,
-`event.sequence` -> the id field) and `null_value`s are applied, documents keep file order.
+loaded as Elasticsearch's spec runner loads it (the endgame FILETIME `timestamp` becomes
+`@timestamp` in ms, documents keep file order) and read through the runner's index
+mapping (`--mapping`: the aliases `event.category` -> `event_type` and `event.sequence`
+-> the id field, a `null_value`, a `version` field).
 Each query runs with the runner's tiebreaker and its answer is compared as the runner
 compares it (`BaseEqlSpecTestCase`): the tiebreaker of every event, sequence after sequence
 (-1 for a missing-event stage), in Elasticsearch's result order, at most `size` (50).
@@ -26,6 +27,7 @@ import orjson
 from app.cli.detect import DETECT_LIMITS, apply_pipes, run
 from app.engine import Engine, EngineSettings
 from app.engine.compile import compile_query
+from app.engine.mapping import Mapping
 from app.engine.rule import Rule
 
 ES_DIR = Path(__file__).resolve().parents[1] / "data" / "elasticsearch-eql"
@@ -41,6 +43,13 @@ class Suite:
     queries: Path
     data: str  # "endgame", "extra", "missing-events"
     tiebreaker: str
+
+    @property
+    def mapping(self) -> Path:
+        """The index mapping the runner creates the data set's index with."""
+        if self.data == "endgame":
+            return ES_DIR / "mapping-default.json"
+        return ES_DIR / f"{self.data}.mapping"
 
 
 SUITES = (
@@ -73,26 +82,15 @@ def _json_with_comments(path: Path) -> Any:
     return json.loads("\n".join(lines))
 
 
-def _mapping(name: str) -> dict[str, Any]:
-    return _json_with_comments(ES_DIR / f"{name}.mapping")["properties"]
-
-
 def load_docs(data: str) -> list[dict[str, Any]]:
-    """The documents of a data set as the spec runner indexes them."""
+    """The documents of a data set as the spec runner loads them (its DataLoader turns
+    the endgame FILETIME into `@timestamp`; the mapping does the rest: `--mapping`)."""
     if data == "endgame":
         docs = json.loads(ENDGAME.read_text())
         for doc in docs:
             doc["@timestamp"] = doc["timestamp"] // 10_000 - FILETIME_EPOCH_MS
-            doc["event"] = {"category": doc["event_type"], "sequence": doc["serial_event_id"]}
         return docs
-    docs = _json_with_comments(ES_DIR / f"{data}.data")
-    mapping = _mapping(data)
-    for doc in docs:
-        doc["event"] = {"category": doc["event_type"], "sequence": doc["sequence"]}
-        for name, spec in mapping.items():
-            if "null_value" in spec and name in doc and doc[name] is None:
-                doc[name] = spec["null_value"]  # indexed as its null_value, as ES does
-    return docs
+    return _json_with_comments(ES_DIR / f"{data}.data")
 
 
 _NULL_IN_ARRAY = re.compile(r"(?<=[\[,\s])null(?=\s*[,\]])")
@@ -132,10 +130,13 @@ def is_sequence(query: str) -> bool:
 
 def run_query(spec: SpecQuery, docs: list[dict[str, Any]]) -> tuple[list[int], list[str]]:
     """(event ids, join keys) of the engine's answer, in Elasticsearch's result order."""
-    compiled = compile_query(spec.query)
+    compiled = compile_query(spec.query, Mapping.load(spec.suite.mapping))
     rule = Rule(rule_id="spec", name=spec.name, query=spec.query, compiled=compiled)
     settings = EngineSettings(
-        ttl_ms=100 * 365 * 86_400_000, alert_cap=0, tiebreaker=spec.suite.tiebreaker
+        ttl_ms=100 * 365 * 86_400_000,
+        alert_cap=0,
+        tiebreaker=spec.suite.tiebreaker,
+        mapping=spec.suite.mapping,
     )
     engine = Engine.from_settings(rule, settings, limits=DETECT_LIMITS, clock=lambda: 4e9)
     block = b"\n".join(orjson.dumps(d) for d in docs) + b"\n"

@@ -85,6 +85,8 @@ def test_spec_queries_without_pipes_give_elasticsearchs_answer_in_the_worker(
         "0",
         "--tiebreaker",
         tiebreaker,
+        "--mapping",
+        str(queries[0].suite.mapping),
     ).start()
     try:
         worker.wait_ready()

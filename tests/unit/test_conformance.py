@@ -15,15 +15,7 @@ import pytest
 
 from tests.conformance.spec import SUITES, SpecQuery, load_docs, load_suite, run_query
 
-DIFFERENT: dict[tuple[str, str], str] = {
-    ("test_extra", "sequenceWithVersionRangeCheck"): (
-        "`version` is mapped as Elasticsearch's version type (1.11.3 > 1.5.0); a stream has"
-        " no mapping, and the engine compares the strings"
-    ),
-    ("test_extra", "sequenceWithVersionRangeCheck2"): (
-        "`version` is mapped as Elasticsearch's version type; the engine compares strings"
-    ),
-}
+DIFFERENT: dict[tuple[str, str], str] = {}
 
 CASES = [query for suite in SUITES for query in load_suite(suite)]
 
