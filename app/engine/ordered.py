@@ -441,25 +441,12 @@ class OrderedMatcher(Matcher):
         times += list(ks["seen"].values())
         return min(times) if times else None
 
-    def _expire_key(
-        self,
-        state: StateStore,
-        scope: str,
-        meta: dict[str, Any],
-        key: str,
-        cutoff: int,
-        bucket: int,
-    ) -> None:
-        key_key = f"k|{scope}|{key}"
-        ks = state.get(key_key)
-        if ks is None:
-            return
-        self.stats.expired += self.machine.expire(ks, cutoff)
+    def _drop_expired(self, ks: dict[str, Any], cutoff: int) -> int:
+        dropped = self.machine.expire(ks, cutoff)
         held = [e for e in ks["q"] if e["t"] >= cutoff]  # none: released before expiry
-        self.stats.expired += len(ks["q"]) - len(held)
+        dropped += len(ks["q"]) - len(held)
         ks["q"] = held
-        ks["seen"] = {d: t for d, t in ks["seen"].items() if t >= cutoff}
-        self._store(state, scope, meta, key, key_key, ks, visited=bucket)
+        return dropped
 
 
 def _new_meta() -> dict[str, Any]:

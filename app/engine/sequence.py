@@ -477,14 +477,19 @@ class Matcher:
         ks = state.get(key_key)
         if ks is None:
             return
+        self.stats.expired += self._drop_expired(ks, cutoff)
+        ks["seen"] = {d: t for d, t in ks["seen"].items() if t >= cutoff}
+        self._store(state, scope, meta, key, key_key, ks, visited=bucket)
+
+    def _drop_expired(self, ks: dict[str, Any], cutoff: int) -> int:
+        """Drop the key's entries older than `cutoff`; how many events went."""
         starts = [s for s in ks["s"] if s["t"] >= cutoff]
         nets = [n for n in ks["n"] if n["t"] >= cutoff]
-        self.stats.expired += len(ks["s"]) - len(starts) + len(ks["n"]) - len(nets)
+        dropped = len(ks["s"]) - len(starts) + len(ks["n"]) - len(nets)
         ks["s"], ks["n"] = starts, nets
-        ks["seen"] = {d: t for d, t in ks["seen"].items() if t >= cutoff}
         if ks.get("done") is not None and ks["done"][1] < cutoff:
             del ks["done"]
-        self._store(state, scope, meta, key, key_key, ks, visited=bucket)
+        return dropped
 
     def _expire(self, state: StateStore, scope: str, meta: dict[str, Any], cutoff: int) -> None:
         """Delete entries older than `cutoff` (watermark - TTL - lateness), bucket by bucket."""

@@ -45,7 +45,16 @@ def snapshot(stats: WorkerStats, ingest: Any) -> dict[str, Any]:
         "delivery_failures": dict(stats.delivery_failures),
         "stall": stats.ingest_stall,
         "engine": ingest.engine.totals().as_dict(),
+        "rules": {
+            rule.rule_id: {k: v for k, v in s.as_dict().items() if k in RULE_COUNTERS}
+            for rule, s in ingest.engine.rule_stats()
+        },
     }
+
+
+RULE_COUNTERS = ("alerts", "held_by_cap", "decoded", "late")
+"""The per-rule counters the ingest process reports (its event rules alert there, and
+every rule's events are decoded there)."""
 
 
 def child_main(settings: WorkerSettings, conn: Connection, parent: int) -> None:
@@ -142,6 +151,7 @@ class IngestProcess:
         stats.delivery_failures = Counter(report["delivery_failures"])
         stats.ingest_stall = report["stall"]
         stats.ingest_engine = report["engine"]
+        stats.ingest_rules = report["rules"]
         self.assignment = report["assignment"]
         if report["outage_s"] is not None:
             self.outage_s = report["outage_s"]

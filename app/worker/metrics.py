@@ -39,6 +39,7 @@ class WorkerStats:
         self.ingest_engine: dict[str, Any] | None = None  # the ingest process's engine stats
         self.ingest_stall: dict[str, Any] | None = None
         self.ingest_alerts = 0  # an event rule's alerts, sent by the ingest process
+        self.ingest_rules: dict[str, dict[str, int]] | None = None  # per rule, from there
 
 
 DECODE_TRIMS = ("fields", "original")
@@ -170,7 +171,7 @@ class WorkerCollector(Collector):
         yield GaugeMetricFamily(
             "seqwatch_state_entries", "Keys in the local state table", value=self._state_size()
         )
-        yield from _per_rule(self._engine)
+        yield from _per_rule(self._engine, s.ingest_rules)
         lag = GaugeMetricFamily(
             "seqwatch_watermark_lag_seconds",
             "Wall clock minus the event-time watermark, per state partition",
@@ -192,9 +193,9 @@ def _engine_stats(engine: Any) -> dict[str, Any]:
     return dict(stats.as_dict())
 
 
-def _per_rule(engine: Any) -> Iterator[Any]:
-    """Counters by rule (`rule` label: its name; `rule_id` too), from the state stage's
-    rules (an event rule's alerts are counted by the ingest stage: seqwatch_alerts)."""
+def _per_rule(engine: Any, ingest: dict[str, dict[str, int]] | None = None) -> Iterator[Any]:
+    """Counters by rule (`rule` label: its name; `rule_id` too): the state stage's, plus
+    the ingest process's (where event rules alert and every rule's events are decoded)."""
     rule_stats = getattr(engine, "rule_stats", None)
     if rule_stats is None:
         return
@@ -218,8 +219,9 @@ def _per_rule(engine: Any) -> Iterator[Any]:
     }
     for rule, stats in rule_stats():
         values = stats.as_dict()
+        other = (ingest or {}).get(rule.rule_id, {})
         for name, family in families.items():
-            family.add_metric([rule.name, rule.rule_id], values.get(name, 0))
+            family.add_metric([rule.name, rule.rule_id], values.get(name, 0) + other.get(name, 0))
     yield from families.values()
 
 

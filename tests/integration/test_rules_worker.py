@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -64,8 +65,14 @@ def test_bundled_and_elastic_windows_rules_in_one_worker_equal_detect(
         reader.wait_for(lambda recs: len(recs) >= len(expected), alive=worker.check_alive)
         reader.poll(3.0)
         assert _found(reader) == expected
+        # Each rule's alerts in its own counter, event rules' (sent by the ingest
+        # process) as sequences' (sent by the state stage).
+        names = {a["rule"]["rule_id"]: a["rule"]["name"] for a in reader.values()}
+        counts = Counter(rule_id for rule_id, _ in expected)
         metrics = worker.metrics_text()
-        assert 'seqwatch_rule_alerts_total{rule="MsBuild Making Network Connections"' in metrics
+        for rule_id, count in counts.items():
+            line = f'seqwatch_rule_alerts_total{{rule="{names[rule_id]}",rule_id="{rule_id}"}}'
+            assert f"{line} {float(count)}" in metrics, line
         assert "not loaded" in worker.log_text()  # the duplicate rule_id in app/rules
     finally:
         worker.stop()
