@@ -60,6 +60,8 @@ from app.engine.limits import DEFAULT_LIMITS, Limits
 from app.engine.state import StateStore
 
 INDEX_SHARDS = 256
+PAIR_LAYOUT = 0
+"""Layout of the eager matcher's key state: no `"v"` field (the ordered one writes 1)."""
 
 log = logging.getLogger("seqwatch.engine")
 
@@ -179,6 +181,12 @@ class Matcher:
 
         key_key = f"k|{scope}|{event.key}"
         ks = state.get(key_key) or {"s": [], "n": [], "seen": {}}
+        if ks.get("v", PAIR_LAYOUT) != PAIR_LAYOUT:
+            raise ValueError(
+                f"state of {key_key} has layout {ks.get('v')!r}, the eager matcher reads"
+                f" layout {PAIR_LAYOUT} (a rule that changed shape keeps its rule_id?):"
+                " reset the state (docs/operations.md)"
+            )
         alerts: list[dict[str, Any]] = []
         digest = event.digest
         if digest in ks["seen"] or any(e["d"] == digest for e in (*ks["s"], *ks["n"])):
