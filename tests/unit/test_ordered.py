@@ -207,3 +207,51 @@ def test_a_watermark_jump_past_the_ttl_releases_then_expires() -> None:
     ]
     assert _ids(_stream(eng, docs, state)) == [(1, 2, 3)]
     assert not [k for k in state if k.startswith("k|0|a")]
+
+
+class _Sized(MemoryState):
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest: dict[str, int] = {}
+
+    def set(self, key: str, value: Any) -> None:
+        kind = key.split("|", 1)[0]
+        self.largest[kind] = max(self.largest.get(kind, 0), len(orjson.dumps(value)))
+        super().set(key, value)
+
+
+HOSTILE = """sequence by user.name with maxspan=1m
+  [process where true] by host.id
+  [file where true] by host.id
+  ![registry where true] by host.id
+  [network where true] by host.id"""
+
+
+@st.composite
+def hostile_streams(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Multi-valued keys, huge values, bursts on one key, events far apart in time."""
+    docs = []
+    for n in range(draw(st.integers(1, 60))):
+        names = draw(st.lists(st.sampled_from(["a", "b", "c", "d", "x" * 900]), max_size=6))
+        hosts = draw(st.lists(st.sampled_from(["h1", "h2", "h3"]), min_size=1, max_size=5))
+        t = T0 + draw(st.sampled_from([0, 1, 2, 500, 30_000, 90_000, 3_600_000]))
+        category = draw(st.sampled_from(["process", "file", "registry", "network"]))
+        doc = _doc(hosts[0], t + n, category, n, user={"name": names or None})
+        doc["host"]["id"] = hosts
+        doc["pad"] = "p" * draw(st.sampled_from([0, 10, 20_000]))
+        docs.append(doc)
+    return docs
+
+
+@SETTINGS
+@given(hostile_streams())
+def test_hostile_streams_keep_every_value_within_its_bound(docs: list[dict[str, Any]]) -> None:
+    eng = _engine(HOSTILE, ttl_ms=120_000, limits=Limits(buffered_events=6))
+    state = _Sized()
+    _stream(eng, docs, state)
+    eng.finish(state)  # type: ignore[arg-type]
+    assert state.largest.get("k", 0) <= eng.max_state_bytes
+    assert state.largest.get("m", 0) <= eng.limits.meta_bytes()
+    assert max(state.largest.get("x", 0), state.largest.get("r", 0)) <= (
+        eng.limits.index_page_bytes + 1_024
+    )
