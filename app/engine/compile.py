@@ -28,7 +28,7 @@ from lark.exceptions import LarkError, UnexpectedInput
 from app.durations import parse_duration
 from app.engine.mapping import Mapping, version_key
 from app.engine.normalise import DERIVED_FIELDS, View
-from app.engine.timestamps import parse_timestamp_ms
+from app.engine.timestamps import parse_timestamp_ms, parse_timestamp_ns
 from app.engine.values import (
     BOOLEAN_FUNCTIONS,
     CASE_FUNCTIONS,
@@ -543,6 +543,7 @@ def _quote_at_fields(text: str) -> str:
 class _Compiler:
     def __init__(self, text: str, mapping: Mapping | None = None) -> None:
         self.version_fields = mapping.version_fields if mapping is not None else frozenset()
+        self.nanos = mapping is not None and mapping.types.get("@timestamp") == "date_nanos"
         text = _quote_at_fields(text) if "@" in text else text
         self.text = text if text.endswith("\n") else text + "\n"
         with elasticsearch_syntax:  # the walker reads the dialect when it is made
@@ -815,13 +816,14 @@ class _Compiler:
     def time_literal(self, node: Tree | Token) -> Literal:
         """A literal compared with `@timestamp`: a date string or epoch milliseconds."""
         value = self.literal(node)
+        scale = 1_000_000 if self.nanos else 1
         if isinstance(value, str):
-            ms = parse_timestamp_ms(value)
-            if ms is None:
+            when = parse_timestamp_ns(value) if self.nanos else parse_timestamp_ms(value)
+            if when is None:
                 raise QueryError(f"invalid date {value!r} {self._where(node)}")
-            return Literal(ms)
+            return Literal(when)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return Literal(value)
+            return Literal(value * scale)  # epoch milliseconds
         raise self.reject("value compared with @timestamp (a date or epoch ms)", node)
 
     def null_of(self, node: Tree) -> Node:
@@ -922,7 +924,8 @@ class _Compiler:
         """A value expression: field, literal, function call, arithmetic, signed value."""
         if self._is_field(node):
             ref = self.field(node)
-            return FieldValue(ref.path, ref.parts, ref.optional)
+            nanos = self.nanos and ref.path == "@timestamp"
+            return FieldValue(ref.path, ref.parts, ref.optional, nanos)
         if self._is_literal(node):
             return Literal(self.literal(node))
         if isinstance(node, Tree) and node.data == "function_call":

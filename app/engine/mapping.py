@@ -1,13 +1,14 @@
 """An Elasticsearch index mapping, for the parts of it that change a query's answer.
 
 Elasticsearch evaluates EQL against indexed fields: an `alias` field answers with its
-target's value, a `null_value` stands in for an explicit null, and a `version` field
+target's value, a `null_value` stands in for an explicit null, a `version` field
 compares as a software version (`1.11.3 > 1.5.0`, `1.2.4-SNAPSHOT < 1.2.4`), not as a
-string. A stream has no index, so by default seqwatch reads fields as ECS keyword and
-numeric fields behave; `--mapping FILE` (the JSON of `GET <index>/_mapping`, an index
-template's `mappings`, or just `{"properties": ...}`) makes it read them as that index
-would. Other field types need nothing: ECS keyword, numeric and date fields already
-behave as seqwatch reads them.
+string, and a `date_nanos` `@timestamp` compares to the nanosecond. A stream has no
+index, so by default seqwatch reads fields as ECS keyword and numeric fields behave;
+`--mapping FILE` (the JSON of `GET <index>/_mapping`, an index template's `mappings`, or
+just `{"properties": ...}`) makes it read them as that index would. Other field types
+need nothing: ECS keyword, numeric and date fields already behave as seqwatch reads
+them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ class Mapping:
     @classmethod
     def load(cls, path: str | Path) -> Mapping:
         try:
-            data = orjson.loads(Path(path).read_bytes())
+            lines = Path(path).read_bytes().splitlines()
+            # Elasticsearch's own test mappings open with `#` comment lines.
+            text = b"\n".join(ln for ln in lines if not ln.lstrip().startswith((b"#", b"//")))
+            data = orjson.loads(text)
         except FileNotFoundError:
             raise ConfigError(f"--mapping {path}: no such file") from None
         except (OSError, orjson.JSONDecodeError) as exc:

@@ -20,6 +20,8 @@ _ISO = re.compile(
     r"\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?\Z"
 )
 _EPOCH = re.compile(r"-?\d{1,16}\Z")
+_EPOCH_FRACTION = re.compile(r"(-?\d{1,16})\.(\d{1,6})\Z")
+"""Epoch milliseconds with a fraction of a millisecond (`date_nanos`' epoch_millis)."""
 _EPOCH_DAY_ORDINAL = date(1970, 1, 1).toordinal()
 _MS_PER_DAY = 86_400_000
 
@@ -43,7 +45,10 @@ def parse_timestamp_ms(value: Any) -> int | None:
     text = value.strip()
     match = _ISO.match(text)
     if match is None:
-        return int(text) if _EPOCH.match(text) else None
+        if _EPOCH.match(text):
+            return int(text)
+        fraction = _EPOCH_FRACTION.match(text)
+        return int(fraction.group(1)) if fraction else None
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     try:
         days = _epoch_day(int(year), int(month), int(day))
@@ -65,6 +70,24 @@ def parse_timestamp_ms(value: Any) -> int | None:
             return None
         total -= sign * (offset_h * 60 + offset_m) * 60_000
     return total
+
+
+def parse_timestamp_ns(value: Any) -> int | None:
+    """`value` as epoch nanoseconds, for a field an index maps as `date_nanos`: the
+    fraction kept to 9 digits (epoch numbers are milliseconds, as Elasticsearch reads
+    them)."""
+    ms = parse_timestamp_ms(value)
+    if ms is None:
+        return None
+    below = 0
+    if isinstance(value, str):
+        text = value.strip()
+        match = _ISO.match(text)
+        if match is not None and match.group(7):
+            below = int(match.group(7)[3:9].ljust(6, "0"))
+        elif (epoch := _EPOCH_FRACTION.match(text)) is not None:
+            below = int(epoch.group(2).ljust(6, "0"))
+    return ms * 1_000_000 + below
 
 
 def format_timestamp_ms(ms: int) -> str:

@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from app.engine.normalise import View
+from app.engine.timestamps import parse_timestamp_ns
 
 Getter = Callable[[View], list[Any]]
 
@@ -39,9 +40,18 @@ class FieldValue(ValueExpr):
     parts: tuple[str, ...]
     optional: bool = False
     """`?field`: missing, it is null, and `?x == ?y` holds when both are (as in ES)."""
+    nanos: bool = False
+    """`@timestamp` mapped as `date_nanos` (`--mapping`): compared in nanoseconds."""
 
     def getter(self) -> Getter:
         path, parts = self.path, self.parts
+        if path == "@timestamp" and self.nanos:
+
+            def timestamp_ns(view: View) -> list[Any]:
+                ns = parse_timestamp_ns(view.doc.get("@timestamp"))
+                return [] if ns is None else [ns]
+
+            return timestamp_ns
         if path == "@timestamp":  # a date: compared as ms (string literals are parsed)
 
             def timestamp(view: View) -> list[Any]:

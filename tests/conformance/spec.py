@@ -49,6 +49,8 @@ class Suite:
         """The index mapping the runner creates the data set's index with."""
         if self.data == "endgame":
             return ES_DIR / "mapping-default.json"
+        if self.data == "endgame-nanos":
+            return ES_DIR / "endgame-140-nanos.mapping"
         return ES_DIR / f"{self.data}.mapping"
 
 
@@ -61,6 +63,13 @@ SUITES = (
         "serial_event_id",
     ),
     Suite("test_queries_date", ES_DIR / "test_queries_date.toml", "endgame", "serial_event_id"),
+    # EqlDateNanosSpecTestCase: the endgame events in a date_nanos index.
+    Suite(
+        "test_queries_date_nanos",
+        ES_DIR / "test_queries_date_nanos.toml",
+        "endgame-nanos",
+        "serial_event_id",
+    ),
     Suite("test_extra", ES_DIR / "test_extra.toml", "extra", "sequence"),
     Suite("test_missing_events", ES_DIR / "test_missing_events.toml", "missing-events", "sequence"),
 )
@@ -89,6 +98,14 @@ def load_docs(data: str) -> list[dict[str, Any]]:
         docs = json.loads(ENDGAME.read_text())
         for doc in docs:
             doc["@timestamp"] = doc["timestamp"] // 10_000 - FILETIME_EPOCH_MS
+        return docs
+    if data == "endgame-nanos":  # DataLoader.timestampToUnixNanos: the number as epoch ns
+        docs = json.loads(ENDGAME.read_text())
+        for doc in docs:
+            digits = str(doc["timestamp"])
+            millis, fraction = digits[:12], digits[12:]
+            doc["@timestamp"] = millis if fraction == "000000" else f"{millis}.{fraction}"
+            doc["timestamp"] = doc["timestamp"] // 1_000_000
         return docs
     return _json_with_comments(ES_DIR / f"{data}.data")
 

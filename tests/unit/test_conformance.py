@@ -40,6 +40,7 @@ def test_the_suite_is_all_there() -> None:
         "test_queries": 133,
         "additional_test_queries": 61,
         "test_queries_date": 4,
+        "test_queries_date_nanos": 3,
         "test_extra": 40,
         "test_missing_events": 26,
     }

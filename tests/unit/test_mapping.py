@@ -51,3 +51,14 @@ def test_a_file_that_is_no_mapping_is_one_line(tmp_path: Path) -> None:
     path.write_text('{"settings": {}}')
     with pytest.raises(ConfigError, match="no `properties`"):
         Mapping.load(path)
+
+
+def test_date_nanos_reads_the_fraction_of_a_millisecond() -> None:
+    from app.engine.timestamps import parse_timestamp_ms, parse_timestamp_ns
+
+    assert parse_timestamp_ms("131509374020.000001") == 131509374020
+    assert parse_timestamp_ns("131509374020.000001") == 131509374020_000001
+    assert (
+        parse_timestamp_ns("1974-03-03T02:22:54.294365140Z")
+        == parse_timestamp_ms("1974-03-03T02:22:54.294Z") * 1_000_000 + 365_140
+    )  # type: ignore[operator]
