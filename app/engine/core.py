@@ -128,9 +128,8 @@ class Engine(BlockScanner):
         self.is_event = compiled.is_event
         """An event rule: every matching event alerts, without join keys or key state."""
         self.is_pair = compiled.is_pair
-        self._key_paths = frozenset(
-            ref.path for stage in matchable for ref in stage.keys
-        ) | frozenset(ref.path for ref in compiled.keys)
+        # A stage's keys start with the sequence's `by` fields.
+        self._key_paths = frozenset(ref.path for stage in matchable for ref in stage.keys)
         self._capture = tuple(
             FieldRef.of(path) for path in sorted({*compiled.fields, *ALERT_FIELDS})
         )
@@ -344,17 +343,23 @@ class Engine(BlockScanner):
                     return []
                 texts.append(None)
             choices.append(texts)
+        fanout = self.limits.key_fanout
         if len(choices) == 1:
             # One field: a value is its own key (a process.entity_id stays as it is), a
             # list form only for null and for values that could be mistaken for one.
-            return [
+            keys = [
                 t if t is not None and not t.startswith("[") else orjson.dumps([t]).decode()
                 for t in choices[0]
-            ][: self.limits.key_fanout]
-        combos: list[list[str | None]] = [[]]
-        for texts in choices:
-            combos = [[*c, t] for c in combos for t in texts][: self.limits.key_fanout]
-        return [orjson.dumps(c).decode() for c in combos]
+            ]
+        else:
+            combos: list[list[str | None]] = [[]]
+            for texts in choices:
+                combos = [[*c, t] for c in combos for t in texts][: fanout + 1]
+            keys = [orjson.dumps(c).decode() for c in combos]
+        if len(keys) > fanout:
+            self.stats.trim("key_fanout")  # joins under the first `fanout` keys only
+            del keys[fanout:]
+        return keys
 
     def _reject(self, reject: Reject) -> Reject:
         self.stats.reject(reject.reason)

@@ -13,7 +13,7 @@ the layout is the single-rule one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import ahocorasick
@@ -50,11 +50,7 @@ class RuleSet(BlockScanner):
         )
         tags = [""] if len(rules) == 1 else [rule_tag(rule) for rule in rules]
         if len(set(tags)) != len(tags):
-            seen: dict[str, str] = {}
-            for rule, tag in zip(rules, tags, strict=True):
-                if tag in seen:
-                    raise ValueError(f"two rules have the rule_id {rule.rule_id!r}")
-                seen[tag] = rule.rule_id
+            raise ValueError("two rules share a rule_id (load_rules keeps the first)")
         for engine, tag in zip(self.engines, tags, strict=True):
             engine.tag = tag
         self.by_tag = {engine.tag: engine for engine in self.engines}
@@ -126,11 +122,6 @@ class RuleSet(BlockScanner):
     def is_ordered(self) -> bool:
         """Whether a rule holds events for the watermark (the ingest then sends ticks)."""
         return any(engine.is_ordered for engine in self.engines)
-
-    @property
-    def is_event(self) -> bool:
-        """Whether every rule is an event rule (no state stage work at all)."""
-        return all(engine.is_event for engine in self.engines)
 
     def engine_of(self, event: Event) -> Engine:
         return self.by_tag[event.rule]
@@ -274,7 +265,3 @@ def _add(total: Stats, other: Stats) -> None:
             into = getattr(total, name)
             for k, v in value.items():
                 into[k] = into.get(k, 0) + v
-
-
-def engines_of(rules: Iterable[Rule], settings: EngineSettings, **options: Any) -> RuleSet:
-    return RuleSet(list(rules), settings, **options)

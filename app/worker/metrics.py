@@ -42,7 +42,7 @@ class WorkerStats:
         self.ingest_rules: dict[str, dict[str, int]] | None = None  # per rule, from there
 
 
-DECODE_TRIMS = ("fields", "original")
+DECODE_TRIMS = ("fields", "original", "key_fanout")
 """Trims made when an event is decoded (by the ingest stage); the others by the state stage."""
 
 

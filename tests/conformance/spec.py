@@ -145,8 +145,8 @@ def is_sequence(query: str) -> bool:
     return query.lstrip().lower().startswith("sequence")
 
 
-def run_query(spec: SpecQuery, docs: list[dict[str, Any]]) -> tuple[list[int], list[str]]:
-    """(event ids, join keys) of the engine's answer, in Elasticsearch's result order."""
+def engine_alerts(spec: SpecQuery, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every alert `seqwatch detect`'s code path gives for the query, before any pipe."""
     compiled = compile_query(spec.query, Mapping.load(spec.suite.mapping))
     rule = Rule(rule_id="spec", name=spec.name, query=spec.query, compiled=compiled)
     settings = EngineSettings(
@@ -157,9 +157,14 @@ def run_query(spec: SpecQuery, docs: list[dict[str, Any]]) -> tuple[list[int], l
     )
     engine = Engine.from_settings(rule, settings, limits=DETECT_LIMITS, clock=lambda: 4e9)
     block = b"\n".join(orjson.dumps(d) for d in docs) + b"\n"
-    alerts = list(run(engine, [(0, spec.suite.data, block)]))
+    return list(run(engine, [(0, spec.suite.data, block)]))
+
+
+def run_query(spec: SpecQuery, docs: list[dict[str, Any]]) -> tuple[list[int], list[str]]:
+    """(event ids, join keys) of the engine's answer, in Elasticsearch's result order."""
+    pipes = compile_query(spec.query).pipes
     # The runner reads results in Elasticsearch's order, `size` of them (its default 50).
-    alerts = apply_pipes(alerts, (*compiled.pipes, ("head", spec.size)))
+    alerts = apply_pipes(engine_alerts(spec, docs), (*pipes, ("head", spec.size)))
     tiebreaker = spec.suite.tiebreaker
     ids: list[int] = []
     keys: list[str] = []
