@@ -29,6 +29,7 @@ from app.worker.failures import Failures
 from app.worker.faust_ext import versions
 from app.worker.faust_ext.app import SeqwatchApp, reset_current_event, set_current_event
 from app.worker.faust_ext.recovery import TableManager
+from app.worker.faust_ext.table import ChangelogTable
 from app.worker.ingest import Ingest, IngestRunner, build_engine
 from app.worker.ingest_process import IngestProcess
 from app.worker.metrics import WorkerStats, build_registry
@@ -53,6 +54,7 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
         # seqwatch's transport (app.worker.faust_ext.transport), by its entry point
         broker=settings.kafka.faust_broker(scheme="seqwatch"),
         TableManager=TableManager,
+        Table=ChangelogTable,
         broker_credentials=settings.kafka.faust_credentials(),
         store="rocksdb://",
         datadir=str(settings.data_dir),
@@ -67,6 +69,9 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
         broker_commit_interval=settings.commit_interval_s,
         consumer_max_fetch_size=max(4 * 1024 * 1024, settings.engine.max_record_bytes * 2),
+        # A batch's changelog writes leave as whole record batches (faust_ext.table): up to
+        # this many bytes each, well within every topic's max.message.bytes (1 MiB at least).
+        producer_max_batch_size=512 * 1024,
         producer_max_request_size=max(
             1024 * 1024, settings.engine.max_record_bytes * 2 + 65536, engine.max_state_bytes * 2
         ),
@@ -93,6 +98,7 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
         default=None,
         partitions=settings.partitions,
         key_type=str,
+        value_type=bytes,  # the "raw" serializer: TableState writes orjson bytes
         options={
             "driver": "rocksdict",
             # RocksDB's default is a 2 GiB block cache per partition database.
@@ -154,17 +160,18 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
             # and dead letters: all in this partition's transaction.
             batch.cache.flush()
             deliveries = await app.producer.buffer.send_now()
-            for _, _, alert in batch.alerts:
+            deliveries += await table.send_changelog_batch()
+            for _, _, alert, _ in batch.alerts:
                 deliveries.append(
                     await alerts_topic.send(
                         key=engine.alert_key(alert), value=engine.alert_bytes(alert)
                     )
                 )
-            for message, reject in batch.poisoned:
+            for message, value, reject in batch.poisoned:
                 deliveries.append(
                     await deadletter.send(
                         key=message.key,
-                        value=message.value if isinstance(message.value, bytes) else b"",
+                        value=value,
                         headers=deadletter_headers(
                             reject,
                             Source(message.topic, message.partition, message.offset),
@@ -182,7 +189,7 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
         stats.sequenced += batch.sequenced
         if batch.watermark_ms is not None:
             stats.watermark_ms[scope] = max(stats.watermark_ms.get(scope, 0), batch.watermark_ms)
-        for message, reject in batch.poisoned:
+        for message, _, reject in batch.poisoned:
             stats.state_rejects[reject.reason] += 1
             log.error(
                 "dead-lettered %s/%d@%d: %s (%s)",
@@ -192,9 +199,9 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
                 reject.reason,
                 reject.detail,
             )
-        for message, _, alert in batch.alerts:
+        for _, _, alert, record_s in batch.alerts:
             stats.alerts_sent += 1
-            latency.observe(max(0.0, time.time() - message.timestamp))
+            latency.observe(max(0.0, time.time() - record_s))
             log.warning("ALERT %s", one_line(alert))
 
     @app.page("/metrics")

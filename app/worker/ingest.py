@@ -26,11 +26,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from app.alerts_view import one_line
 from app.engine import MemoryState, Reject, Source
-from app.engine.event import events_of, tick_bytes
+from app.engine.event import bundle_bytes, events_of, tick_bytes
 from app.engine.rule import load_rules, load_stream_rule
 from app.engine.ruleset import RuleSet
 from app.errors import ConfigError
@@ -46,6 +47,48 @@ TICK_INTERVAL_S = 5.0
 """How often the ingest stage sends the wall clock to each state partition (ordered
 sequences only): a quiet partition's held alerts wait at most this past the lateness."""
 Candidate = tuple[int, bytes, bytes, int | None]
+"""(event time, join key, repartition bytes, input record timestamp)"""
+BUNDLE_EVENTS = 1000
+BUNDLE_BYTES = 256 * 1024
+"""A bundle holds at most this many events and bytes (the repartition topic takes 1 MiB;
+an event larger than this goes alone, as it did before bundles)."""
+_partitioner = DefaultPartitioner()
+
+
+def bundles(
+    candidates: list[Candidate], partitions: int
+) -> list[tuple[int, bytes, bytes, int | None]]:
+    """The candidates as repartition records: per state partition (the partition Faust's
+    partitioner gives the join key), in the candidates' order, packed into bundles.
+
+    (partition, key, value, timestamp) each; a bundle's key is its first event's (same
+    partition) and its timestamp the earliest of its events' input records."""
+    every = list(range(partitions))
+    by_partition: dict[int, list[Candidate]] = {}
+    for candidate in candidates:
+        partition = _partitioner(candidate[1], every, every)
+        by_partition.setdefault(partition, []).append(candidate)
+    records: list[tuple[int, bytes, bytes, int | None]] = []
+    for partition, group in by_partition.items():
+        chunk: list[Candidate] = []
+        size = 0
+        for candidate in group:
+            if chunk and (len(chunk) >= BUNDLE_EVENTS or size + len(candidate[2]) > BUNDLE_BYTES):
+                records.append(_record(partition, chunk))
+                chunk, size = [], 0
+            chunk.append(candidate)
+            size += len(candidate[2]) + 1
+        if chunk:
+            records.append(_record(partition, chunk))
+    return records
+
+
+def _record(partition: int, chunk: list[Candidate]) -> tuple[int, bytes, bytes, int | None]:
+    times = [c[3] for c in chunk if c[3]]
+    value = chunk[0][2] if len(chunk) == 1 else bundle_bytes([c[2] for c in chunk])
+    return partition, chunk[0][1], value, min(times) if times else None
+
+
 """A forwarded event: (event time ms, key, value, record timestamp ms)."""
 
 
@@ -267,8 +310,10 @@ class Ingest:
             # lateness, which expires starts before their connections are read). In event
             # time order the batch adds no disorder of its own.
             candidates.sort(key=lambda c: c[0])
-            for _, key, value, timestamp in candidates:
-                self._produce(self.settings.repartition_topic, key, value, timestamp)
+            for partition, key, value, timestamp in bundles(candidates, self.settings.partitions):
+                self._produce(
+                    self.settings.repartition_topic, key, value, timestamp, partition=partition
+                )
             if offsets:
                 self.producer.send_offsets_to_transaction(
                     [TopicPartition(t, p, o) for (t, p), o in offsets.items()],
@@ -360,7 +405,9 @@ class Ingest:
                     self._sent_alerts.append(alert)
                 continue
             stats.forwarded += 1
-            candidates.append((event.timestamp_ms, event.key.encode(), event.to_bytes(), timestamp))
+            candidates.append(
+                (event.timestamp_ms, event.key.encode(), event.to_bytes(timestamp), timestamp)
+            )
 
     def _produce(
         self,
@@ -369,8 +416,11 @@ class Ingest:
         value: bytes,
         timestamp_ms: int | None,
         headers: list[tuple[str, bytes]] | None = None,
+        partition: int | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {"key": key, "value": value, "on_delivery": self._on_delivery}
+        if partition is not None:
+            kwargs["partition"] = partition
         if timestamp_ms:
             kwargs["timestamp"] = timestamp_ms
         if headers:

@@ -15,16 +15,22 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+import orjson
+
 
 class TableState:
+    """Values are stored as orjson bytes (the table's value type is bytes): the bytes
+    Faust's json codec wrote before, serialised once for RocksDB and the changelog."""
+
     def __init__(self, table: Any) -> None:
         self._table = table
 
     def get(self, key: str) -> Any | None:
-        return self._table.get(key)
+        raw = self._table.get(key)
+        return None if raw is None else orjson.loads(raw)
 
     def set(self, key: str, value: Any) -> None:
-        self._table[key] = value
+        self._table[key] = orjson.dumps(value)
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(KeyError):

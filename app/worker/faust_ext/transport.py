@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
+from faust.exceptions import ProducerSendError
 from faust.streams import current_event
 from faust.transport import consumer as faust_consumer
 from faust.transport import producer as faust_producer
@@ -47,18 +48,24 @@ class TransactionManager(faust_consumer.TransactionManager):
         *,
         transactional_id: str | None = None,
     ) -> Any:
-        event = current_event()
-        if event is None:
+        tid = self.current_transactional_id()
+        if tid is None:
             return await super().send(
                 topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
             )
-        source = event.message.tp
-        group = self.app.assignor.group_for_topic(source.topic)
-        tid = f"{self.app.conf.id}-{group}-{source.partition}"
         destination = self.consumer.key_partition(topic, key, partition)
         return await self.producer.send(
             topic, key, value, destination, timestamp, headers, transactional_id=tid
         )
+
+    def current_transactional_id(self) -> str | None:
+        """The transaction of the input partition of the event being processed."""
+        event = current_event()
+        if event is None:
+            return None
+        source = event.message.tp
+        group = self.app.assignor.group_for_topic(source.topic)
+        return f"{self.app.conf.id}-{group}-{source.partition}"
 
 
 class ConsumerThread(driver.AIOKafkaConsumerThread):
@@ -197,6 +204,43 @@ class Producer(driver.Producer):
         super().__init__(transport, loop=loop, **kwargs)
         self.buffer = ChangelogBuffer(loop=self.loop, beacon=self.beacon)
         self.buffer.app = self.app
+
+    async def send_records(
+        self,
+        topic: str,
+        partition: int,
+        records: list[tuple[bytes, bytes | None]],
+        transactions: TransactionManager | None,
+    ) -> list[tuple[Any, int]]:
+        """Send (key, value) records to one partition as whole record batches, in the
+        transaction of the current event when `transactions` is given (table.py).
+
+        (delivery future of a batch (its base offset), records in it) for each batch."""
+        tid = transactions.current_transactional_id() if transactions is not None else None
+        if tid is None:
+            return await self._send_records(self._ensure_producer(), topic, partition, records)
+        producer = self._transaction_producers.get(tid)
+        if producer is None:
+            raise ProducerSendError(f"no transactional producer for {tid}")
+        async with self._trn_locks[tid]:
+            return await self._send_records(producer, topic, partition, records)
+
+    @staticmethod
+    async def _send_records(
+        producer: Any, topic: str, partition: int, records: list[tuple[bytes, bytes | None]]
+    ) -> list[tuple[Any, int]]:
+        sent: list[tuple[Any, int]] = []
+        batch, count = producer.create_batch(), 0
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+                batch, count = producer.create_batch(), 0
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ProducerSendError(f"a record to {topic}[{partition}] fits no batch")
+            count += 1
+        if count:
+            sent.append((await producer.send_batch(batch, topic, partition=partition), count))
+        return sent
 
     async def begin_transaction(self, transactional_id: str) -> None:
         """F6's companion: a producer already in a transaction is left in it (Faust's
