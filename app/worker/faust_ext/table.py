@@ -9,9 +9,9 @@ hands them to the producer as whole aiokafka record batches in the transaction o
 batch's partition; each batch's last offset becomes the table's persisted offset when
 the transaction commits, as Faust's own delivery callback does.
 
-Values are bytes (`value_type=bytes`, the "raw" serializer; `state.TableState` writes orjson): the same
-bytes Faust's json codec wrote for these JSON values, so existing state and changelogs
-read the same.
+Values are bytes (`value_type=bytes`, the "raw" serializer; `state.TableState` writes
+orjson): the same bytes Faust's json codec wrote for these JSON values, so existing state
+and changelogs read the same.
 """
 
 from __future__ import annotations
