@@ -48,7 +48,7 @@ TICK_INTERVAL_S = 5.0
 sequences only): a quiet partition's held alerts wait at most this past the lateness."""
 Candidate = tuple[int, bytes, bytes, int | None]
 """(event time, join key, repartition bytes, input record timestamp)"""
-BUNDLE_EVENTS = 1000
+BUNDLE_EVENTS = 100
 BUNDLE_BYTES = 256 * 1024
 """A bundle holds at most this many events and bytes (the repartition topic takes 1 MiB;
 an event larger than this goes alone, as it did before bundles)."""
@@ -159,6 +159,8 @@ class Ingest:
                 **kafka,
                 **QUIET,
                 "group.id": group,
+                # Static membership (KIP-345), as the state stage's consumer (app.py).
+                "group.instance.id": f"{instance_id(settings.data_dir)}.ingest",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
