@@ -28,6 +28,7 @@ from devtools import synth
 from devtools.bench import baseline as base
 from devtools.bench import engine_run, latency, load, report
 from devtools.bench.alerts import AlertReader
+from devtools.bench.storm import StormRun, run_storm
 from devtools.bench.worker_run import WorkerRun, WorkerSpec, run_end_to_end
 from devtools.harness import WorkerProcess
 from devtools.kafka import KAFKA_VERSION, LocalKafka
@@ -48,6 +49,8 @@ class BenchOptions:
     port: int = 9092
     kafka: KafkaSettings | None = None
     """An explicit cluster (--bootstrap): used as is, never started or stopped."""
+    storm_starts: int = 20_000
+    """Starts already in the input when the storm phase's worker starts (0 skips it)."""
     rules: tuple[str, ...] = ()
     """--rules folders or files: the engine and the worker run them besides the bundled
     rule (whose alerts the bench counts)."""
@@ -244,6 +247,11 @@ class Bench:
         if o.latency_seconds > 0:
             lat = self._latency(problems)
 
+        # (e) a storm of starts, kill -9 holding them, recovery, idle commits
+        storm_row = report.Row("storm: MSBuild starts sequenced (state stage)", o.storm_starts)
+        storms = [self._storm(k + 1, problems) for k in range(o.repeat if o.storm_starts else 0)]
+        storm_row.seconds = [r.storm_s for r in storms]
+
         machine["loadavg_end"] = _loadavg()
         machine["kafka"] = (
             f"local Kafka {KAFKA_VERSION} on {self.settings.bootstrap}"
@@ -251,6 +259,8 @@ class Bench:
             else self.settings.bootstrap
         )
         rows = [parsed, raw, worker_row, processed_row, done_row, engine_row]
+        if storms:
+            rows.append(storm_row)
         summary = report.summary(
             events=n,
             baseline=parsed,
@@ -274,6 +284,7 @@ class Bench:
                 "detect_engine_alerts": engine_alerts,
                 "worker_processed_events_per_s": report.round_or_none(processed_row.events_per_s),
                 "worker_ingest_events_per_s": report.round_or_none(done_row.events_per_s),
+                "storm": storm_summary(storms),
                 "problems": problems,
                 "warnings": self.warnings,
             },
@@ -282,6 +293,35 @@ class Bench:
         return BenchResult(
             summary=summary, rows=rows, ok=not problems, problems=problems, warnings=self.warnings
         )
+
+    def _storm(self, k: int, problems: list[str]) -> StormRun:
+        tag = f"storm{k}"
+        names = {
+            "process": f"{self.names.prefix}{tag}-process",
+            "network": f"{self.names.prefix}{tag}-network",
+            "alerts": self.names.alerts(tag),
+            "deadletter": self.names.deadletter(),
+            "group": self.names.group(tag),
+        }
+        self.say(f"storm #{k}: {self.o.storm_starts:,} starts waiting, then kill -9 and restart")
+        run = run_storm(
+            self.settings,
+            starts=self.o.storm_starts,
+            names=names,
+            data_dir=self.workdir / tag / "state",
+            log_path=self.workdir / f"{tag}.log",
+            extra=self.o.rule_args,
+            on_started=self._track_worker,
+        )
+        self.current_worker = None
+        if run.lost or run.duplicated:
+            problems.append(f"storm #{k}: {run.lost} alerts lost, {run.duplicated} duplicated")
+        self.say(
+            f"storm #{k}: {run.starts_per_s:,.0f} starts/s; after kill -9: ready"
+            f" {run.restart_to_ready_s:.1f} s, all {run.alerts:,} alerts"
+            f" {run.restart_to_all_alerts_s:.1f} s; lag 0 {run.idle_commit_s:.2f} s after the last"
+        )
+        return run
 
     def _track_worker(self, worker: WorkerProcess) -> None:
         self.current_worker = worker
@@ -449,3 +489,22 @@ def print_result(result: BenchResult, console: Console, as_json: bool) -> None:
         sys.stdout.flush()
         sys.stdout.write(orjson.dumps(s).decode() + "\n")
         sys.stdout.flush()
+
+
+def storm_summary(runs: list[StormRun]) -> dict[str, Any] | None:
+    """Medians of the storm phase's figures, and each run's."""
+    if not runs:
+        return None
+    keys = (
+        "starts_per_s",
+        "storm_committed_s",
+        "restart_to_ready_s",
+        "restart_to_first_alert_s",
+        "restart_to_all_alerts_s",
+        "idle_commit_s",
+    )
+    each = [r.to_json() for r in runs]
+    out: dict[str, Any] = {"starts": runs[0].starts}
+    out.update({key: report.median([float(j[key]) for j in each]) for key in keys})
+    out["runs"] = each
+    return out

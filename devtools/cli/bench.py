@@ -61,6 +61,13 @@ from app.kafka.settings import KafkaSettings
     help="Also run every rule under PATH (repeatable), as `seqwatch worker --rules` does;"
     " the bundled rule's alerts are the ones counted.",
 )
+@click.option(
+    "--storm-starts",
+    type=int,
+    default=20_000,
+    show_default=True,
+    help="Starts waiting when the storm phase's worker starts (then kill -9, restart); 0 skips.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last on stdout.")
 @click.option("--keep", is_flag=True, help="Keep the bench topics and state directories.")
 @kafka_options
@@ -77,6 +84,7 @@ def bench(
     disorder_ms: int,
     port: int,
     rules: tuple[str, ...],
+    storm_starts: int,
     as_json: bool,
     keep: bool,
 ) -> None:
@@ -99,6 +107,8 @@ def bench(
         problems.append("--rate must exceed twice --pair-rate, and --pair-rate be positive")
     if disorder_ms < 0 or disorder_ms >= 60_000:
         problems.append("--disorder-ms must be within [0, 60000) (the worker's lateness)")
+    if storm_starts < 0:
+        problems.append("--storm-starts must be 0 (skip) or more")
     if problems:
         raise ConfigError("; ".join(problems))
     ctx = click.get_current_context()
@@ -120,6 +130,7 @@ def bench(
         port=port,
         kafka=kafka if explicit else None,
         rules=rules,
+        storm_starts=storm_starts,
     )
     console = Console(stderr=True)
     result = Bench(options, console).run()

@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from app.kafka import admin as kadmin
 from app.kafka.settings import KafkaSettings
-from tests.integration import events
+from devtools.synth import fixed as events
 from tests.integration.harness import TopicReader, WorkerProcess, alert_id, produce
 
 

@@ -30,7 +30,7 @@ from confluent_kafka import Producer
 from app.engine import Engine, load_rule
 from app.kafka.io import ensure_topic, producer_config
 from app.kafka.settings import KafkaSettings
-from tests.integration import events
+from devtools.synth import fixed as events
 from tests.integration.harness import WorkerProcess, changelog_values
 
 

@@ -20,8 +20,8 @@ import pytest
 from app.engine import load_rule
 from app.kafka.settings import KafkaSettings
 from devtools.kafka import LocalKafka
+from devtools.synth import fixed as events
 from tests.helpers import ROOT
-from tests.integration import events
 from tests.integration.harness import TopicReader, WorkerProcess, alert_id, produce
 
 

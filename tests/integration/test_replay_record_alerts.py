@@ -7,8 +7,8 @@ from pathlib import Path
 import orjson
 
 from app.kafka.settings import KafkaSettings
+from devtools.synth import fixed as events
 from tests.helpers import ROOT, run_seqwatch
-from tests.integration import events
 from tests.integration.harness import TopicReader, produce
 
 SAMPLE = ROOT / "topics" / "samples" / "logs-endpoint.events.network.ndjson"

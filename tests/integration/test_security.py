@@ -21,8 +21,8 @@ import pytest
 from app.kafka import admin as kadmin
 from app.kafka.settings import KafkaSettings
 from devtools.kafka import SASL_USER, LocalKafka, make_ca
+from devtools.synth import fixed as events
 from tests.helpers import run_seqwatch
-from tests.integration import events
 from tests.integration.harness import TopicReader, WorkerProcess, produce
 
 PORT = int(os.environ.get("SEQWATCH_TEST_SECURE_PORT", "29700"))

@@ -23,7 +23,7 @@ from app.engine import Engine, load_rule
 from app.kafka import admin as kadmin
 from app.kafka.io import producer_config, replay
 from app.kafka.settings import KafkaSettings
-from tests.integration import events
+from devtools.synth import fixed as events
 from tests.integration.harness import (
     Env,
     TopicReader,

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from app.kafka.settings import KafkaSettings
+from devtools.synth import fixed as events
 from tests.helpers import ROOT, run_seqwatch
-from tests.integration import events
 from tests.integration.harness import (
     SAMPLE_TOPICS,
     Env,

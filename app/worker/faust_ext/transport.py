@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
+from aiokafka.structs import TopicPartition
 from faust.exceptions import ProducerSendError
 from faust.streams import current_event
 from faust.transport import consumer as faust_consumer
@@ -115,6 +116,43 @@ class Consumer(driver.Consumer):
         if not await self.commit():  # False also when it waited for a running commit
             await self.commit()
         await super().on_partitions_revoked(revoked)
+
+    async def commit_past_markers(self, topics: set[str]) -> dict[Any, int]:
+        """F11: commit an idle partition's position past its trailing transaction markers.
+
+        Faust commits the offset after the last record it processed. Under exactly-once
+        the last offset of every partition of the repartition topic is a commit marker,
+        which is never delivered, so the group's lag read 1 per partition forever and lag
+        monitors never saw zero. A partition whose delivered records are all committed,
+        with no acks pending, and whose consumer position and read offset have not moved
+        since the previous call (so nothing fetched is still on its way to the agent) has
+        only markers between its committed offset and its position: that is committed.
+        Returns what was committed.
+        """
+        previous, self._idle_seen = getattr(self, "_idle_seen", {}), {}
+        app = self.app
+        if app.rebalancing or getattr(app, "in_recovery", False):
+            return {}
+        async with app.event_lock:
+            offsets: dict[Any, int] = {}
+            for tp in self.assignment():
+                if tp.topic not in topics or self._acked.get(tp):
+                    continue
+                committed = self._committed_offset.get(tp)
+                read = self._read_offset.get(tp)
+                if committed is None or read is None or read >= committed:
+                    continue
+                position = await self.position(tp)
+                if position is None or position <= committed:
+                    continue
+                seen = (committed, read, position)
+                self._idle_seen[tp] = seen
+                if previous.get(tp) == seen:
+                    # the client's own TopicPartition, as a message's tp is
+                    offsets[TopicPartition(tp.topic, tp.partition)] = position
+            if offsets:
+                await self._commit_offsets(offsets)
+            return offsets
 
     def _new_offset(self, tp: Any) -> int | None:
         """F4's safety net: offsets that never reached the agent restart the worker.

@@ -1,4 +1,4 @@
-"""Winlogbeat 7.x ECS documents (Sysmon module) for the worker tests."""
+"""Fixed Winlogbeat 7.x ECS documents (Sysmon module): the worker tests and the storm bench."""
 
 from __future__ import annotations
 
