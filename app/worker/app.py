@@ -102,7 +102,6 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
     )
 
     by_entity = app.topic(settings.repartition_topic, partitions=settings.partitions)
-    alerts_topic = app.topic(settings.alerts_topic)
     deadletter = app.topic(settings.deadletter_topic)
     table = app.Table(
         settings.table_name,
@@ -172,12 +171,14 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
             batch.cache.flush()
             deliveries = await app.producer.buffer.send_now()
             deliveries += await table.send_changelog_batch()
-            for _, _, alert, _ in batch.alerts:
-                deliveries.append(
-                    await alerts_topic.send(
-                        key=engine.alert_key(alert), value=engine.alert_bytes(alert)
-                    )
-                )
+            if batch.alerts:  # as whole record batches too, keyed by process.entity_id
+                records = [
+                    (engine.alert_key(alert), engine.alert_bytes(alert))
+                    for _, _, alert, _ in batch.alerts
+                ]
+                transactions = app.consumer.transactions if app.in_transaction else None
+                sent = await app.producer.send_keyed(settings.alerts_topic, records, transactions)
+                deliveries += [delivery for delivery, _ in sent]
             for message, value, reject in batch.poisoned:
                 deliveries.append(
                     await deadletter.send(

@@ -24,9 +24,11 @@ class TableState:
 
     def __init__(self, table: Any) -> None:
         self._table = table
+        self._store = getattr(table, "data", table)
 
     def get(self, key: str) -> Any | None:
-        raw = self._table.get(key)
+        # The table's store, not the table: Table.get reads RocksDB twice (contains, get).
+        raw = self._store.get(key)
         return None if raw is None else orjson.loads(raw)
 
     def set(self, key: str, value: Any) -> None:

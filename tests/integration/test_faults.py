@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from app.engine import load_rule
+from app.kafka import admin as kadmin
 from app.kafka.settings import KafkaSettings
 from devtools.kafka import LocalKafka
 from devtools.synth import fixed as events
@@ -225,6 +226,63 @@ def test_scale_out_and_in_moves_state_and_alerts_once(cluster: Cluster) -> None:
         for w in (a, b, c):
             if w is not None:
                 w.stop()
+
+
+def test_sixteen_partitions_over_four_workers_alert_once(
+    kafka: KafkaSettings, tmp_path: Path, unique: str
+) -> None:
+    """A group past the default 4 partitions (which cap it at 4 busy workers): 16 state
+    partitions spread over four workers, one of them killed while it holds pending starts."""
+    cluster = Cluster(kafka, tmp_path, unique)
+    client, _ = kadmin.connect(kafka)
+    for topic in (cluster.process_topic, cluster.network_topic):
+        kadmin.create_topic(client, topic, 16)
+    names = "abcd"
+    for name in names:
+        (tmp_path / name).mkdir(exist_ok=True)
+    workers = {n: cluster.worker(n, "--partitions", "16").start() for n in names}
+    reader = TopicReader(kafka, cluster.alerts)
+    try:
+        for w in workers.values():
+            w.wait_ready()
+        expected = cluster.pairs("p16a", 0, 80)
+        pending = [events.entity(1000 + i, "p16b") for i in range(80)]
+        keys = [e.encode() for e in pending]
+        produce(
+            kafka,
+            cluster.process_topic,
+            [events.start(e, 200_000 + i) for i, e in enumerate(pending)],
+            keys=keys,
+        )
+        reader.wait_for(
+            lambda recs: _msbuild(recs) >= len(expected),
+            timeout=120,
+            alive=workers["a"].check_alive,
+        )
+        states = {n: w.health()["assigned"] for n, w in workers.items()}  # type: ignore[index]
+        state_partitions = {
+            n: {a for a in assigned if a.startswith(f"{cluster.group}-events-by-entity:")}
+            for n, assigned in states.items()
+        }
+        assert all(state_partitions.values()), f"every worker holds state partitions: {states}"
+        assert sum(len(p) for p in state_partitions.values()) == 16
+        deadline = time.monotonic() + 60
+        while sum(w.metric("seqwatch_sequenced_total", 0.0) for w in workers.values()) < 240:
+            assert time.monotonic() < deadline, "the pending starts were never sequenced"
+            time.sleep(0.2)
+        workers["b"].stop(signal.SIGKILL)  # its partitions' pending starts move or wait for it
+        produce(
+            kafka,
+            cluster.network_topic,
+            [events.network(e, 200_100 + i) for i, e in enumerate(pending)],
+            keys=keys,
+        )
+        workers["b"] = cluster.worker("b", "--partitions", "16").start()
+        expected += pending
+        _exactly_once(reader, expected, alive=workers["a"].check_alive)
+    finally:
+        for w in workers.values():
+            w.stop()
 
 
 @pytest.fixture

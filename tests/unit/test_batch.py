@@ -12,7 +12,7 @@ from app.engine import Event, Source
 from app.engine.event import BUNDLE_PREFIX
 from app.worker.batch import run_batch
 from app.worker.failures import Failures
-from app.worker.ingest import BUNDLE_BYTES, bundles
+from app.worker.ingest import BUNDLE_BYTES, BUNDLE_EVENTS, bundles
 from app.worker.state import TableState
 
 
@@ -121,9 +121,9 @@ def test_bundles_carry_every_event_in_order_and_its_own_record_time() -> None:
 
 
 def test_bundles_split_by_count_and_bytes() -> None:
-    candidates = [(i, b"k", b"x" * 100, None) for i in range(2500)]
+    candidates = [(i, b"k", b"x" * 100, None) for i in range(2 * BUNDLE_EVENTS + 7)]
     records = bundles(candidates, 1)
-    assert [r[2].count(b"x" * 100) for r in records] == [1000, 1000, 500]
+    assert [r[2].count(b"x" * 100) for r in records] == [BUNDLE_EVENTS, BUNDLE_EVENTS, 7]
     big = [(i, b"k", b"y" * (BUNDLE_BYTES // 2 + 1), None) for i in range(3)]
     assert len(bundles(big, 1)) == 3, "never past the byte bound"
     assert bundles(big, 1)[0][2] == b"y" * (BUNDLE_BYTES // 2 + 1), "one event goes alone"

@@ -1,7 +1,7 @@
 """Canaries: each fails when upstream code that one of seqwatch's Faust fixes relies on changes.
 
 A fix overrides or wraps an upstream method whose behaviour it was measured against (the
-defects F1..F8 of docs/faust-defects.md). The source of each such method is pinned by a
+defects F1..F11 of docs/faust-defects.md). The source of each such method is pinned by a
 digest: an upgrade that changes one fails here, naming the fix to re-check against the
 new code (and the fault tests to run), rather than changing behaviour silently. The
 mechanism each fix uses (an entry point, a setting, a private attribute) is checked too.
@@ -15,8 +15,10 @@ from typing import Any
 
 import aiokafka
 import pytest
+from faust.tables.base import Collection
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
+from faust.tables.table import Table
 from faust.transport import by_url
 from faust.transport import consumer as faust_consumer
 from faust.transport import producer as faust_producer
@@ -116,6 +118,48 @@ UPSTREAM: list[tuple[str, Any, str, str]] = [
         aiokafka.AIOKafkaConsumer.start,
         "2f1ba70443327538",
         "builds its fetcher from _fetch_max_wait_ms when it starts",
+    ),
+    (
+        "F9",
+        Table.on_key_set,
+        "a370e35ca55c2c7e",
+        "sends each write to the changelog (our table collects them instead)",
+    ),
+    (
+        "F9",
+        Table.on_key_del,
+        "4f2900b2f9d24a08",
+        "sends each delete to the changelog as a tombstone",
+    ),
+    (
+        "F9",
+        Collection._on_changelog_sent,
+        "60122c86a120d82c",
+        "persists the changelog offset on commit under exactly-once (our table does the same)",
+    ),
+    (
+        "F10",
+        Recovery._slurp_changelogs,
+        "7825c7e50f766d5a",
+        "ends a restore at last offset = end - 1, or after two empty 5 s polls",
+    ),
+    (
+        "F10",
+        Recovery._build_highwaters,
+        "91b4cc0d3724ae7b",
+        "takes the end offset minus one as the partition's highwater",
+    ),
+    (
+        "F11",
+        faust_consumer.Consumer._drain_messages,
+        "44a2500309e83c63",
+        "sets _read_offset once a record was handed to the stream",
+    ),
+    (
+        "F11",
+        faust_consumer.Consumer._commit_offsets,
+        "1a69799041188441",
+        "commits in the transaction and records _committed_offset",
     ),
     (
         "ext",

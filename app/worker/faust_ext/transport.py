@@ -1,7 +1,7 @@
 """The `seqwatch://` transport: Faust's aiokafka transport with seqwatch's fixes.
 
 Each class overrides the few methods its fix needs and calls the upstream one for the
-rest. The defects (F1..F9) are described in docs/faust-defects.md; the canary test of
+rest. The defects (F1..F11) are described in docs/faust-defects.md; the canary test of
 each is in tests/unit/test_faust_canaries.py.
 """
 
@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 from faust.exceptions import ProducerSendError
 from faust.streams import current_event
@@ -20,6 +21,7 @@ from faust.transport.drivers import aiokafka as driver
 
 log = logging.getLogger("seqwatch.worker")
 
+_PARTITIONER = DefaultPartitioner()
 FETCH_MAX_WAIT_MS = 100
 """The worker consumer's fetch wait (Faust hard-codes 1,500 ms, see F8)."""
 
@@ -123,29 +125,36 @@ class Consumer(driver.Consumer):
         Faust commits the offset after the last record it processed. Under exactly-once
         the last offset of every partition of the repartition topic is a commit marker,
         which is never delivered, so the group's lag read 1 per partition forever and lag
-        monitors never saw zero. A partition whose delivered records are all committed,
-        with no acks pending, and whose consumer position and read offset have not moved
-        since the previous call (so nothing fetched is still on its way to the agent) has
-        only markers between its committed offset and its position: that is committed.
-        Returns what was committed.
+        monitors never saw zero. When every record delivered on these topics is committed
+        and no acks are pending, a partition whose position and read offset have not
+        moved since the previous call has only markers between its committed offset and
+        its position: that is committed. Returns what was committed.
         """
         previous, self._idle_seen = getattr(self, "_idle_seen", {}), {}
         app = self.app
         if app.rebalancing or getattr(app, "in_recovery", False):
             return {}
         async with app.event_lock:
+            mine = [tp for tp in self.assignment() if tp.topic in topics]
+            # Only when nothing delivered anywhere waits for a commit: a record fetched but
+            # not yet delivered (its position counted, its read offset not) can only be
+            # held back by a full stream queue, i.e. by delivered records of another
+            # partition that are not committed yet.
+            for tp in mine:
+                read, committed = self._read_offset.get(tp), self._committed_offset.get(tp)
+                if self._acked.get(tp) or (
+                    read is not None and (committed is None or read >= committed)
+                ):
+                    return {}
             offsets: dict[Any, int] = {}
-            for tp in self.assignment():
-                if tp.topic not in topics or self._acked.get(tp):
-                    continue
+            for tp in mine:
                 committed = self._committed_offset.get(tp)
-                read = self._read_offset.get(tp)
-                if committed is None or read is None or read >= committed:
+                if committed is None:
                     continue
                 position = await self.position(tp)
                 if position is None or position <= committed:
                     continue
-                seen = (committed, read, position)
+                seen = (committed, self._read_offset.get(tp), position)
                 self._idle_seen[tp] = seen
                 if previous.get(tp) == seen:
                     # the client's own TopicPartition, as a message's tp is
@@ -262,6 +271,25 @@ class Producer(driver.Producer):
             raise ProducerSendError(f"no transactional producer for {tid}")
         async with self._trn_locks[tid]:
             return await self._send_records(producer, topic, partition, records)
+
+    async def send_keyed(
+        self,
+        topic: str,
+        records: list[tuple[bytes, bytes | None]],
+        transactions: TransactionManager | None,
+    ) -> list[tuple[Any, int]]:
+        """`send_records` to the partitions the keys hash to (murmur2, as a keyed send)."""
+        tid = transactions.current_transactional_id() if transactions is not None else None
+        producer = self._ensure_producer() if tid is None else self._transaction_producers[tid]
+        partitions = sorted(await producer.partitions_for(topic))
+        by_partition: dict[int, list[tuple[bytes, bytes | None]]] = {}
+        for key, value in records:
+            partition = _PARTITIONER(key, partitions, partitions)
+            by_partition.setdefault(partition, []).append((key, value))
+        sent: list[tuple[Any, int]] = []
+        for partition, group in by_partition.items():
+            sent += await self.send_records(topic, partition, group, transactions)
+        return sent
 
     @staticmethod
     async def _send_records(
