@@ -477,6 +477,16 @@ def print_result(result: BenchResult, console: Console, as_json: bool) -> None:
             f" over {lat.get('count')} alerts (worker engine completed the sequence at"
             f" p50 {lat.get('detected_p50_ms')} ms / p99 {lat.get('detected_p99_ms')} ms)"
         )
+    storm = s.get("storm")
+    if storm:
+        out.print(
+            f"storm of {storm['starts']:,} starts: {storm['starts_per_s']:,.0f} starts/s"
+            f" sequenced (lag 0 after {storm['storm_committed_s']} s); kill -9 with them"
+            f" pending: ready {storm['restart_to_ready_s']} s, first alert"
+            f" {storm['restart_to_first_alert_s']} s, all alerts"
+            f" {storm['restart_to_all_alerts_s']} s after the restart; lag 0"
+            f" {storm['idle_commit_s']} s after the last alert"
+        )
     out.print(
         f"alerts: {s['alerts_seen']} seen / {s['alerts_expected']} expected,"
         f" {s['alert_duplicates']} duplicates; ratio {s['ratio']}"

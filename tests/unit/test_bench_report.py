@@ -136,3 +136,21 @@ def test_table_renders_every_phase() -> None:
     for row in rows:
         assert row.phase in text
     assert "1.00" in text  # the baseline against itself
+
+
+def test_storm_summary_takes_medians_of_the_runs() -> None:
+    from devtools.bench.runner import storm_summary
+    from devtools.bench.storm import StormRun
+
+    def run(storm_s: float, ready_s: float) -> StormRun:
+        return StormRun(
+            1000, storm_s, storm_s + 1, ready_s, ready_s + 1, ready_s + 2, 0.5, 1000, 0, 0
+        )
+
+    summary = storm_summary([run(1.0, 5.0), run(4.0, 9.0), run(2.0, 6.0)])
+    assert summary is not None
+    assert summary["starts_per_s"] == 500.0  # 1000, 250, 500 starts/s
+    assert summary["restart_to_ready_s"] == 6.0
+    assert summary["restart_to_all_alerts_s"] == 8.0
+    assert len(summary["runs"]) == 3
+    assert storm_summary([]) is None

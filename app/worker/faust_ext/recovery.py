@@ -34,9 +34,11 @@ class Recovery(FaustRecovery):
         changelog is a transaction marker, never applied, so every restore after a
         crash or a rebalance waited for two empty 5 s polls before Faust's
         `detect_aborted_tx` compared the consumer's position with the end: 10-15 s per
-        recovery. This checks the same condition every 100 ms instead, and only once the
-        position has passed the end itself (markers included) and nothing was applied in
-        between: everything below the end has been read and applied.
+        recovery. This checks every 100 ms, and ends a partition's restore once the
+        client's position has passed the end itself (markers included), the last record
+        the client returned was handed on by Faust's consumer loop (which can wait on a
+        lock during a rebalance) and applied, and nothing moved since the previous check:
+        everything below the end has been read and applied.
         """
         previous: dict[Any, int] | None = None
         while not self.should_stop:
@@ -50,10 +52,19 @@ class Recovery(FaustRecovery):
                 for tp, high in self.active_highwaters.items()
                 if high is not None and offsets[tp] is not None and offsets[tp] < high
             }
+            consumer = self.app.consumer
             read_to_end = self.tables.changelog_queue.empty()
             for tp, high in waiting.items():
-                position = await self.app.consumer.position(tp)
-                read_to_end = read_to_end and position is not None and position > high
+                # every record the client returned was handed on and applied, and the
+                # client's position is past the end: what is left below it are markers
+                returned = consumer.returned.get(tp)
+                applied = (
+                    returned is not None
+                    and consumer._read_offset.get(tp) == returned
+                    and offsets[tp] >= returned
+                )
+                position = await consumer.position(tp)
+                read_to_end = read_to_end and applied and position is not None and position > high
             now = {tp: offsets[tp] for tp in waiting}
             if not read_to_end or previous != now:
                 previous = now if read_to_end else None

@@ -94,6 +94,25 @@ class Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    @property
+    def returned(self) -> dict[Any, int]:
+        """The offset of the last record the client returned, per partition (F10): with
+        `_read_offset` (the last one handed on) it tells whether a record fetched is
+        still on its way through Faust."""
+        try:
+            return self._seqwatch_returned  # type: ignore[has-type, no-any-return]
+        except AttributeError:
+            self._seqwatch_returned: dict[Any, int] = {}
+            return self._seqwatch_returned
+
+    async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
+        records = await super()._getmany(active_partitions, timeout)
+        returned = self.returned
+        for tp, messages in records.items():
+            if messages:
+                returned[tp] = messages[-1].offset
+        return records
+
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         """F2: no commit lands in the middle of a batch.
 
@@ -117,6 +136,8 @@ class Consumer(driver.Consumer):
         """
         if not await self.commit():  # False also when it waited for a running commit
             await self.commit()
+        for tp in revoked:  # as Faust forgets their read offsets (F10, F11)
+            self.returned.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     async def commit_past_markers(self, topics: set[str]) -> dict[Any, int]:
@@ -142,8 +163,11 @@ class Consumer(driver.Consumer):
             # partition that are not committed yet.
             for tp in mine:
                 read, committed = self._read_offset.get(tp), self._committed_offset.get(tp)
-                if self._acked.get(tp) or (
-                    read is not None and (committed is None or read >= committed)
+                returned = self.returned.get(tp)
+                if (
+                    self._acked.get(tp)
+                    or (returned is not None and read != returned)  # one still on its way
+                    or (read is not None and (committed is None or read >= committed))
                 ):
                     return {}
             offsets: dict[Any, int] = {}
