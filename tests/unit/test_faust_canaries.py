@@ -150,6 +150,12 @@ UPSTREAM: list[tuple[str, Any, str, str]] = [
         "takes the end offset minus one as the partition's highwater",
     ),
     (
+        "F10",
+        faust_consumer.ThreadDelegateConsumer._getmany,
+        "f9d47aa9010b5ff2",
+        "returns the client's records per partition (we note the last offset of each)",
+    ),
+    (
         "F11",
         faust_consumer.Consumer._drain_messages,
         "44a2500309e83c63",
