@@ -319,7 +319,7 @@ class Bench:
         self.say(
             f"storm #{k}: {run.starts_per_s:,.0f} starts/s; after kill -9: ready"
             f" {run.restart_to_ready_s:.1f} s, all {run.alerts:,} alerts"
-            f" {run.restart_to_all_alerts_s:.1f} s; lag 0 {run.idle_commit_s:.2f} s after the last"
+            f" {run.restart_to_all_alerts_s:.1f} s; committed {run.idle_commit_s:.2f} s after"
         )
         return run
 
@@ -481,10 +481,10 @@ def print_result(result: BenchResult, console: Console, as_json: bool) -> None:
     if storm:
         out.print(
             f"storm of {storm['starts']:,} starts: {storm['starts_per_s']:,.0f} starts/s"
-            f" sequenced (lag 0 after {storm['storm_committed_s']} s); kill -9 with them"
+            f" sequenced (all committed after {storm['storm_committed_s']} s); kill -9 with them"
             f" pending: ready {storm['restart_to_ready_s']} s, first alert"
             f" {storm['restart_to_first_alert_s']} s, all alerts"
-            f" {storm['restart_to_all_alerts_s']} s after the restart; lag 0"
+            f" {storm['restart_to_all_alerts_s']} s after the restart; everything committed"
             f" {storm['idle_commit_s']} s after the last alert"
         )
     out.print(

@@ -11,8 +11,10 @@ One phase, four figures, each what an operator would watch:
    from the changelog): seconds to ready (`/healthz` 200), then the connections are
    produced: seconds from the restart to the first and to the last alert on the alerts
    topic (read_committed), and how many were lost or duplicated.
-3. **idle commits**: seconds from the last alert until both consumer groups' lag (end
-   offset minus committed offset, as `kafka-consumer-groups.sh` shows it) reads 0.
+3. **idle commits**: seconds from the last alert until both consumer groups have
+   committed every record (end offset minus committed offset, as
+   `kafka-consumer-groups.sh` shows it: 0 for the ingest group, at most the one trailing
+   transaction marker per partition for the state stage's group).
 """
 
 from __future__ import annotations
@@ -41,12 +43,12 @@ class StormRun:
     storm_s: float
     """Ingest assigned -> every start sequenced."""
     storm_committed_s: float
-    """Ingest assigned -> every start sequenced and both groups' lag 0."""
+    """Ingest assigned -> every start sequenced and committed by both groups."""
     restart_to_ready_s: float
     restart_to_first_alert_s: float
     restart_to_all_alerts_s: float
     idle_commit_s: float
-    """Last alert seen -> both groups' lag 0."""
+    """Last alert seen -> every record committed by both groups."""
     alerts: int
     lost: int
     duplicated: int
@@ -162,7 +164,12 @@ def run_storm(
     }
 
     def caught_up() -> bool:
-        return all(group_lag(settings, g, t) == 0 for g, t in lag_topics.items())
+        # The repartition topic is written in transactions: each partition ends with a
+        # commit marker the state stage never sees, so its group's lag rests at 1 per
+        # partition (docs/faust-defects.md, F11); the ingest group's inputs have none.
+        return group_lag(settings, f"{group}.ingest", lag_topics[f"{group}.ingest"]) == 0 and (
+            group_lag(settings, group, lag_topics[group]) <= partitions
+        )
 
     first = worker()
     t0, _ = first.wait_ingest_assigned()

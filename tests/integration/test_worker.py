@@ -11,7 +11,6 @@ import orjson
 import pytest
 
 from app.kafka.settings import KafkaSettings
-from devtools.bench.storm import group_lag
 from devtools.synth import fixed as events
 from tests.helpers import ROOT, run_seqwatch
 from tests.integration.harness import (
@@ -58,31 +57,6 @@ def test_samples_through_worker_equal_detect(env: Env, running: WorkerProcess) -
     reader.poll(3.0)  # anything extra would show a disagreement
     got = [alert_id(a) for a in reader.values()]
     assert sorted(got) == sorted(expected)
-
-
-def test_consumer_group_lag_reads_zero_soon_after_the_last_alert(
-    env: Env, running: WorkerProcess
-) -> None:
-    """What a lag monitor shows: both groups at 0, although every partition of the
-    repartition topic ends with a transaction marker that is never delivered."""
-    ids = [events.entity(i, "lag0") for i in range(20)]
-    keys = [e.encode() for e in ids]
-    process = env.inputs["logs-endpoint.events.process"]
-    network = env.inputs["logs-endpoint.events.network"]
-    produce(env.kafka, process, [events.start(e, i) for i, e in enumerate(ids)], keys=keys)
-    produce(env.kafka, network, [events.network(e, i + 5) for i, e in enumerate(ids)], keys=keys)
-    reader = TopicReader(env.kafka, env.alerts)
-    reader.wait_for(lambda recs: len(recs) >= len(ids), alive=running.check_alive)
-    last_alert = time.monotonic()
-    groups = {
-        f"{env.group}.ingest": {t: 4 for t in env.inputs.values()},
-        env.group: {f"{env.group}-events-by-entity": 4},
-    }
-    while any(group_lag(env.kafka, g, topics) for g, topics in groups.items()):
-        assert time.monotonic() - last_alert < 10, f"lag still {groups} after 10 s"
-        running.check_alive()
-        time.sleep(0.1)
-    assert time.monotonic() - last_alert < 3
 
 
 def test_network_topic_replayed_before_process_topic_alerts_once(

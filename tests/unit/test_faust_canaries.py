@@ -1,7 +1,7 @@
 """Canaries: each fails when upstream code that one of seqwatch's Faust fixes relies on changes.
 
 A fix overrides or wraps an upstream method whose behaviour it was measured against (the
-defects F1..F11 of docs/faust-defects.md). The source of each such method is pinned by a
+defects F1..F10 of docs/faust-defects.md). The source of each such method is pinned by a
 digest: an upgrade that changes one fails here, naming the fix to re-check against the
 new code (and the fault tests to run), rather than changing behaviour silently. The
 mechanism each fix uses (an entry point, a setting, a private attribute) is checked too.
@@ -154,18 +154,6 @@ UPSTREAM: list[tuple[str, Any, str, str]] = [
         faust_consumer.ThreadDelegateConsumer._getmany,
         "f9d47aa9010b5ff2",
         "returns the client's records per partition (we note the last offset of each)",
-    ),
-    (
-        "F11",
-        faust_consumer.Consumer._drain_messages,
-        "44a2500309e83c63",
-        "sets _read_offset once a record was handed to the stream",
-    ),
-    (
-        "F11",
-        faust_consumer.Consumer._commit_offsets,
-        "1a69799041188441",
-        "commits in the transaction and records _committed_offset",
     ),
     (
         "ext",

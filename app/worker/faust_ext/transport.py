@@ -1,7 +1,7 @@
 """The `seqwatch://` transport: Faust's aiokafka transport with seqwatch's fixes.
 
 Each class overrides the few methods its fix needs and calls the upstream one for the
-rest. The defects (F1..F11) are described in docs/faust-defects.md; the canary test of
+rest. The defects (F1..F10, F12) are described in docs/faust-defects.md; the canary test of
 each is in tests/unit/test_faust_canaries.py.
 """
 
@@ -12,7 +12,6 @@ import logging
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.structs import TopicPartition
 from faust.exceptions import ProducerSendError
 from faust.streams import current_event
 from faust.transport import consumer as faust_consumer
@@ -136,56 +135,9 @@ class Consumer(driver.Consumer):
         """
         if not await self.commit():  # False also when it waited for a running commit
             await self.commit()
-        for tp in revoked:  # as Faust forgets their read offsets (F10, F11)
+        for tp in revoked:  # as Faust forgets their read offsets (F10)
             self.returned.pop(tp, None)
         await super().on_partitions_revoked(revoked)
-
-    async def commit_past_markers(self, topics: set[str]) -> dict[Any, int]:
-        """F11: commit an idle partition's position past its trailing transaction markers.
-
-        Faust commits the offset after the last record it processed. Under exactly-once
-        the last offset of every partition of the repartition topic is a commit marker,
-        which is never delivered, so the group's lag read 1 per partition forever and lag
-        monitors never saw zero. When every record delivered on these topics is committed
-        and no acks are pending, a partition whose position and read offset have not
-        moved since the previous call has only markers between its committed offset and
-        its position: that is committed. Returns what was committed.
-        """
-        previous, self._idle_seen = getattr(self, "_idle_seen", {}), {}
-        app = self.app
-        if app.rebalancing or getattr(app, "in_recovery", False):
-            return {}
-        async with app.event_lock:
-            mine = [tp for tp in self.assignment() if tp.topic in topics]
-            # Only when nothing delivered anywhere waits for a commit: a record fetched but
-            # not yet delivered (its position counted, its read offset not) can only be
-            # held back by a full stream queue, i.e. by delivered records of another
-            # partition that are not committed yet.
-            for tp in mine:
-                read, committed = self._read_offset.get(tp), self._committed_offset.get(tp)
-                returned = self.returned.get(tp)
-                if (
-                    self._acked.get(tp)
-                    or (returned is not None and read != returned)  # one still on its way
-                    or (read is not None and (committed is None or read >= committed))
-                ):
-                    return {}
-            offsets: dict[Any, int] = {}
-            for tp in mine:
-                committed = self._committed_offset.get(tp)
-                if committed is None:
-                    continue
-                position = await self.position(tp)
-                if position is None or position <= committed:
-                    continue
-                seen = (committed, self._read_offset.get(tp), position)
-                self._idle_seen[tp] = seen
-                if previous.get(tp) == seen:
-                    # the client's own TopicPartition, as a message's tp is
-                    offsets[TopicPartition(tp.topic, tp.partition)] = position
-            if offsets:
-                await self._commit_offsets(offsets)
-            return offsets
 
     def _new_offset(self, tp: Any) -> int | None:
         """F4's safety net: offsets that never reached the agent restart the worker.
