@@ -57,7 +57,7 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
         TableManager=TableManager,
         Table=ChangelogTable,
         broker_credentials=settings.kafka.faust_credentials(),
-        store="rocksdb://",
+        store="seqwatchdb://",  # RocksDB, wiped at rebalances (faust_ext.store)
         datadir=str(settings.data_dir),
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,
