@@ -1,7 +1,7 @@
 """The `seqwatch://` transport: Faust's aiokafka transport with seqwatch's fixes.
 
 Each class overrides the few methods its fix needs and calls the upstream one for the
-rest. The defects (F1..F10, F12) are described in docs/faust-defects.md; the canary test of
+rest. The defects (F1..F13) are described in docs/faust-defects.md; the canary test of
 each is in tests/unit/test_faust_canaries.py.
 """
 
