@@ -93,25 +93,6 @@ class Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    @property
-    def returned(self) -> dict[Any, int]:
-        """The offset of the last record the client returned, per partition (F10): with
-        `_read_offset` (the last one handed on) it tells whether a record fetched is
-        still on its way through Faust."""
-        try:
-            return self._seqwatch_returned  # type: ignore[has-type, no-any-return]
-        except AttributeError:
-            self._seqwatch_returned: dict[Any, int] = {}
-            return self._seqwatch_returned
-
-    async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
-        records = await super()._getmany(active_partitions, timeout)
-        returned = self.returned
-        for tp, messages in records.items():
-            if messages:
-                returned[tp] = messages[-1].offset
-        return records
-
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         """F2: no commit lands in the middle of a batch.
 
@@ -135,8 +116,6 @@ class Consumer(driver.Consumer):
         """
         if not await self.commit():  # False also when it waited for a running commit
             await self.commit()
-        for tp in revoked:  # as Faust forgets their read offsets (F10)
-            self.returned.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     def _new_offset(self, tp: Any) -> int | None:
