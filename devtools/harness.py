@@ -150,7 +150,10 @@ class WorkerProcess:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 return resp.status, orjson.loads(resp.read())
         except urllib.error.HTTPError as err:
-            return err.code, orjson.loads(err.read())
+            try:
+                return err.code, orjson.loads(err.read())
+            except orjson.JSONDecodeError:  # the web server's own error page, not ours
+                return None
         except (OSError, orjson.JSONDecodeError):
             return None
 
