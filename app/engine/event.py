@@ -64,15 +64,20 @@ def bundle_bytes(items: list[bytes]) -> bytes:
     return BUNDLE_PREFIX + b",".join(items) + b"]}"
 
 
-def repartition_items(raw: Any) -> list[Any]:
-    """The events of a repartition record, still as parsed JSON: one for a single-event
-    record, each of a bundle's. Raises FormatError on a record that is neither."""
+def _parse(raw: Any) -> Any:
+    """A repartition record's JSON; FormatError on anything else."""
     if not isinstance(raw, bytes | bytearray | memoryview | str):
         raise FormatError(f"record value is {type(raw).__name__}, not bytes")
     try:
-        data = orjson.loads(raw)
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise FormatError(f"not JSON: {exc}") from None
+
+
+def repartition_items(raw: Any) -> list[Any]:
+    """The events of a repartition record, still as parsed JSON: one for a single-event
+    record, each of a bundle's. Raises FormatError on a record that is neither."""
+    data = _parse(raw)
     if isinstance(data, dict) and "bundle" in data:
         items = data["bundle"]
         if data.get("v") != REPARTITION_FORMAT or not isinstance(items, list) or not items:
@@ -147,13 +152,7 @@ class Event:
     @classmethod
     def from_bytes(cls, raw: bytes) -> Event:
         """Raises FormatError on anything but a single-event repartition record."""
-        if not isinstance(raw, bytes | bytearray | memoryview | str):
-            raise FormatError(f"record value is {type(raw).__name__}, not bytes")
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise FormatError(f"not JSON: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(_parse(raw))
 
     @classmethod
     def from_dict(cls, data: Any) -> Event:
