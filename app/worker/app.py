@@ -56,7 +56,7 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
         TableManager=TableManager,
         Table=ChangelogTable,
         broker_credentials=settings.kafka.faust_credentials(),
-        store="seqwatchdb://",  # RocksDB, wiped at rebalances (faust_ext.store)
+        store="rocksdb://",
         datadir=str(settings.data_dir),
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,

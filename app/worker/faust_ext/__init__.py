@@ -12,8 +12,6 @@ to an upstream class:
   `Recovery` subclass;
 - `table.ChangelogTable`, the app's `Table` setting, sends a batch's changelog writes as
   record batches (F9);
-- `store.Store`, registered as `seqwatchdb://` through the `faust.stores` entry point,
-  wipes a partition's RocksDB at every rebalance before its restore (F13);
 - `app.SeqwatchApp` holds the state those fixes share per app (the event lock, the
   failure record, a pending restart) instead of module globals.
 
