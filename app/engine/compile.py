@@ -92,8 +92,49 @@ class Node:
         required = self.required()
         return [required] if required else []
 
+    def anchor(self) -> Anchor | None:
+        """A field whose value (as text, lower-cased) must be one of a few exact strings in
+        every record this matches, for a RuleSet's value index; None if there is none."""
+        return None
+
     def fields(self) -> set[str]:
         return set()
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """`Node.anchor()`: a record matches only if some value of `ref`, as `_as_text` gives
+    it and lower-cased, is in `values` (sound for `==`, `:`, `in~` and `like~` alike)."""
+
+    ref: FieldRef
+    values: frozenset[str]
+
+    @property
+    def rank(self) -> tuple[int, int]:
+        """Lower is more selective: fields most records share a value of come last."""
+        return (self.ref.path in BROAD_FIELDS, len(self.values))
+
+
+BROAD_FIELDS = frozenset(
+    {
+        "event.category",
+        "event.type",
+        "event.kind",
+        "event.outcome",
+        "event.dataset",
+        "event.module",
+        "host.os.type",
+        "host.os.family",
+        "host.os.name",
+        "host.os.platform",
+        "agent.type",
+        "network.direction",
+        "network.transport",
+        "network.protocol",
+        "data_stream.dataset",
+    }
+)
+"""Fields whose values most records share: a stage is indexed on another field if it can."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +159,10 @@ class And(Node):
 
     def clauses(self) -> list[frozenset[str]]:
         return [clause for term in self.terms for clause in term.clauses()]
+
+    def anchor(self) -> Anchor | None:
+        anchors = [a for a in (t.anchor() for t in self.terms) if a is not None]
+        return min(anchors, key=lambda a: a.rank) if anchors else None
 
     def required(self) -> frozenset[str] | None:
         # Any one term's requirement holds for the conjunction; keep the most selective.
@@ -148,6 +193,13 @@ class Or(Node):
                 return None
             union |= req
         return frozenset(union)
+
+    def anchor(self) -> Anchor | None:
+        anchors = [t.anchor() for t in self.terms]
+        first = anchors[0]
+        if first is None or any(a is None or a.ref != first.ref for a in anchors):
+            return None
+        return Anchor(first.ref, frozenset().union(*(a.values for a in anchors)))  # type: ignore[union-attr]
 
     def fields(self) -> set[str]:
         return set().union(*(t.fields() for t in self.terms))
@@ -246,6 +298,13 @@ class Compare(Node):
                 return None
             fragments.add(fragment)
         return frozenset(fragments)
+
+    def anchor(self) -> Anchor | None:
+        if not self.values or not all(isinstance(v, str) for v in self.values):
+            return None  # numbers and booleans have several spellings
+        if self.mode == "wild" and any(_has_wildcard(v) for v in self.values):
+            return None
+        return Anchor(self.ref, frozenset(v.lower() for v in self.values))
 
     def fields(self) -> set[str]:
         return {self.ref.path}
@@ -425,6 +484,16 @@ class StringMatch(Node):
         fragments = {_longest_fragment(p.lower(), wildcards=True) for p in self.patterns}
         return None if "" in fragments else frozenset(fragments)
 
+    def anchor(self) -> Anchor | None:
+        # like~ is left out: re.IGNORECASE also folds characters str.lower() keeps (U+017F).
+        if self.kind != "like" or self.insensitive or not self.patterns:
+            return None
+        if not isinstance(self.expr, FieldValue) or self.expr.path == "@timestamp":
+            return None
+        if any(_has_wildcard(p) for p in self.patterns):
+            return None
+        return Anchor(FieldRef.of(self.expr.path), frozenset(p.lower() for p in self.patterns))
+
     def fields(self) -> set[str]:
         return self.expr.fields()
 
@@ -476,6 +545,8 @@ class Stage:
     """The condition alone, without the category test (a RuleSet tests categories once)."""
     clauses: tuple[frozenset[str], ...] = ()
     """`Node.clauses()` of the condition: what a record must contain to match it."""
+    anchor: Anchor | None = None
+    """`Node.anchor()` of the condition: a RuleSet's value index."""
 
 
 @dataclass(frozen=True)
@@ -738,6 +809,7 @@ class _Compiler:
             text=snippet,
             condition=cond.compile(),
             clauses=tuple(cond.clauses()),
+            anchor=cond.anchor(),
         )
 
     # expressions -------------------------------------------------------------------------
@@ -1043,6 +1115,7 @@ def _keyed(stage: Stage, keys: tuple[FieldRef, ...], missing: bool) -> Stage:
         missing=missing,
         condition=stage.condition,
         clauses=stage.clauses,
+        anchor=stage.anchor,
     )
 
 

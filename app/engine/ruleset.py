@@ -18,7 +18,7 @@ from typing import Any
 
 import ahocorasick
 
-from app.engine.compile import _as_text
+from app.engine.compile import Anchor, _as_text
 from app.engine.core import Engine, check_record, parse_record
 from app.engine.event import Decoded, Event, Reject, Source
 from app.engine.normalise import View
@@ -30,6 +30,8 @@ from app.engine.settings import EngineSettings
 from app.engine.state import MemoryState, StateStore
 
 _CATEGORY = ("event", "category")
+MIN_FRAGMENT = 3
+"""Shortest fragment a rule's clause is indexed by (shorter ones are in most records)."""
 _LOWERING = tuple(c.encode() for c in ASCII_LOWERING)
 
 
@@ -72,6 +74,8 @@ class RuleSet(BlockScanner):
         # record when, for one of its stages, each clause has a fragment in it. A rule
         # with a stage that requires nothing is always offered. Then only the rules of the
         # record's categories remain.
+        # Clauses with a fragment shorter than MIN_FRAGMENT are left out: nearly every
+        # record has a ":" or an "i", and their matches were most of the automaton's work.
         numbers: dict[str, int] = {}
         stage_clauses: list[list[tuple[frozenset[int], ...]]] = []
         for engine in self.engines:
@@ -81,18 +85,31 @@ class RuleSet(BlockScanner):
                     tuple(
                         frozenset(numbers.setdefault(f, len(numbers)) for f in clause)
                         for clause in stage.clauses
+                        if min(map(len, clause)) >= MIN_FRAGMENT
                     )
                 )
             stage_clauses.append(stages)
         self._stage_clauses = stage_clauses
+        # The value index: a rule each of whose stages names exact values of a field
+        # (`Node.anchor`) is offered a parsed record only if one of them is there.
+        self._anchors: dict[int, tuple[tuple[str | None, Anchor], ...]] = {}
+        for i, engine in enumerate(self.engines):
+            stages = engine.rule.compiled.matchable
+            if len(self.engines) > 1 and all(stage.anchor is not None for stage in stages):
+                self._anchors[i] = tuple((s.category, s.anchor) for s in stages)  # type: ignore[misc]
         self._always: frozenset[int] = frozenset(
             i for i, stages in enumerate(stage_clauses) if any(not c for c in stages)
         )
+        # A rule is checked when a fragment of one clause of a stage is present (every
+        # match meets each clause): the one of longest fragments, since most rules begin
+        # with `host.os.type == "windows"`, which every Windows record meets.
+        lengths = {number: len(fragment) for fragment, number in numbers.items()}
         owners: list[set[int]] = [set() for _ in numbers]
         for i, stages in enumerate(stage_clauses):
             if i not in self._always:
                 for clauses in stages:
-                    for number in clauses[0]:  # every match meets the first clause
+                    best = max(clauses, key=lambda c: (min(lengths[n] for n in c), -len(c)))
+                    for number in best:
                         owners[number].add(i)
         self._owners = [frozenset(o) for o in owners]
         self._automaton = ahocorasick.Automaton()
@@ -173,7 +190,11 @@ class RuleSet(BlockScanner):
         candidates = self._candidates(categories) & (hits | self._always)
         out: list[Event] = []
         engines = self.engines
+        anchors = self._anchors
+        texts: dict[str, frozenset[str]] = {}
         for index in sorted(candidates):
+            if index in anchors and not _indexed(anchors[index], view, categories, texts):
+                continue
             decoded = engines[index].decode_doc(view, doc, body, source, categories)
             if decoded is None:
                 continue
@@ -251,6 +272,28 @@ class RuleSet(BlockScanner):
     @property
     def max_state_bytes(self) -> int:
         return max(engine.max_state_bytes for engine in self.engines)
+
+
+def _indexed(
+    stages: tuple[tuple[str | None, Anchor], ...],
+    view: View,
+    categories: frozenset[str],
+    texts: dict[str, frozenset[str]],
+) -> bool:
+    """Whether a stage of these may match: its category is the record's and the record
+    has one of its anchor's values. `texts`: each field's values, lower-cased, per record."""
+    for category, anchor in stages:
+        if category is not None and category not in categories:
+            continue
+        path = anchor.ref.path
+        found = texts.get(path)
+        if found is None:
+            found = texts[path] = frozenset(
+                t.lower() for t in map(_as_text, view.values(path, anchor.ref.parts)) if t
+            )
+        if not found.isdisjoint(anchor.values):
+            return True
+    return False
 
 
 def _scope(scope: str, tag: str) -> str:
