@@ -18,6 +18,7 @@ from app.errors import SeqwatchError
 COMMANDS: dict[str, str] = {
     "worker": "app.cli.worker:worker",
     "detect": "app.cli.detect:detect",
+    "coverage": "app.cli.coverage:coverage",
     "replay": "app.cli.replay:replay",
     "record": "app.cli.record:record",
     "alerts": "app.cli.alerts:alerts",
