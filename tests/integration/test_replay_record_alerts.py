@@ -84,3 +84,30 @@ def test_alerts_prints_each_committed_alert_as_one_json_line(
     assert missing.stderr.decode().strip() == (
         f"seqwatch: topic 'nope-{unique}' does not exist on {kafka.bootstrap}"
     )
+
+
+def test_coverage_reads_a_recording_made_by_seqwatch_record(
+    kafka: KafkaSettings, tmp_path: Path, unique: str
+) -> None:
+    """The samples replayed into a topic and recorded back: `seqwatch coverage` on the
+    recording reports what it reports on the files."""
+    topic = f"covered-{unique}"
+    env = {"SEQWATCH_BOOTSTRAP": kafka.bootstrap}
+    samples = sorted(str(p) for p in (ROOT / "topics" / "samples").glob("*.ndjson"))
+    for sample in samples:
+        replayed = run_seqwatch("replay", sample, "--topic", topic, "--partitions", "1", env=env)
+        assert replayed.returncode == 0, replayed.stderr.decode()
+    out = tmp_path / "recorded.ndjson"
+    recorded = run_seqwatch(
+        "record", "--topic", topic, "--out", str(out), "--timeout", "2", env=env
+    )
+    assert recorded.returncode == 0, recorded.stderr.decode()
+
+    def report(*files: str) -> dict[str, object]:
+        proc = run_seqwatch("coverage", *files, "--json", env=env)
+        assert proc.returncode == 0, proc.stderr.decode()
+        return orjson.loads(proc.stdout.splitlines()[-1])
+
+    from_topic, from_files = report(str(out)), report(*samples)
+    assert from_topic == from_files
+    assert from_topic["both"] == 4 and from_topic["missed"] == []
