@@ -425,7 +425,8 @@ class Bench:
         out = latency.describe(run)
         self.say(
             f"latency: {out['count']} alerts of {run.pairs_sent} pairs, p50 {out['p50_ms']} ms,"
-            f" p99 {out['p99_ms']} ms"
+            f" p99 {out['p99_ms']} ms; after the first {latency.SETTLE_S:.0f} s: p50"
+            f" {out['settled_p50_ms']} ms, p99 {out['settled_p99_ms']} ms"
         )
         if out["alerts_seen"] != run.pairs_sent or out["unexpected_alerts"]:
             problems.append(

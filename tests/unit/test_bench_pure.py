@@ -109,3 +109,13 @@ def test_engine_row_finds_the_expected_alerts() -> None:
     run = engine_run.run_engine(engine_run.blocks(scenario.records))
     assert run.events == len(scenario.records)
     assert run.alert_ids == run.alerts == scenario.expected_alerts
+
+
+def test_latency_reports_the_first_seconds_apart_from_the_settled_rate() -> None:
+    run = latency.LatencyRun(pairs_sent=4)
+    run.samples = [(0.5, 2_000.0), (1.9, 900.0), (2.0, 150.0), (10.0, 250.0)]
+    run.latencies_ms = [ms for _, ms in run.samples]
+    out = latency.describe(run)
+    assert out["max_ms"] == 2_000.0 and out["p99_ms"] > 1_900  # every alert counts there
+    assert out["first_seconds_max_ms"] == 2_000.0
+    assert 150.0 <= out["settled_p50_ms"] <= out["settled_p99_ms"] <= 250.0
