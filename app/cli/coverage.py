@@ -10,11 +10,11 @@ import click
 import orjson
 
 from app.cli.detect import DETECT_LIMITS
-from app.cli.options import settings_from, settings_options
+from app.cli.options import load_cli_rules, settings_from, settings_options
 from app.coverage import plot, recording, report, schedule, stream
 from app.durations import parse_duration
-from app.engine import EngineSettings, load_rule
-from app.engine.rule import Rule, load_rules
+from app.engine import EngineSettings
+from app.engine.rule import Rule
 from app.engine.ruleset import RuleSet
 from app.engine.timestamps import parse_timestamp_ms
 from app.errors import ConfigError
@@ -104,15 +104,7 @@ def coverage(
     if plot_path is not None and Path(plot_path).suffix not in (".html", ".svg"):
         raise ConfigError(f"--plot {plot_path}: give a .html or .svg file")
     mapping = settings.load_mapping()
-    rules: list[Rule] = []
-    if rule_path is not None or not rule_paths:
-        rules.append(load_rule(rule_path, mapping))
-    if rule_paths:
-        found = load_rules(rule_paths, mapping=mapping)
-        for path, why in found.refused:
-            click.echo(f"seqwatch coverage: rule {path} not loaded: {why}", err=True)
-        ids = {rule.rule_id for rule in rules}
-        rules.extend(rule for rule in found.rules if rule.rule_id not in ids)
+    rules = load_cli_rules(rule_path, rule_paths, mapping, "coverage")
     latency = parse_duration(stream_latency, what="--stream-latency")
     delay = parse_duration(ingest_delay, what="--ingest-delay") if ingest_delay else None
     results = []

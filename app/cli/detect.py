@@ -17,12 +17,11 @@ from typing import IO, Any
 
 import click
 
-from app.cli.options import settings_from, settings_options
+from app.cli.options import load_cli_rules, settings_from, settings_options
 from app.durations import format_duration
-from app.engine import Engine, EngineSettings, Event, MemoryState, load_rule
+from app.engine import Engine, EngineSettings, Event, MemoryState
 from app.engine.limits import DEFAULT_LIMITS
 from app.engine.ordered import ordinal
-from app.engine.rule import load_rules
 from app.engine.ruleset import RuleSet
 from app.errors import ConfigError
 
@@ -86,15 +85,7 @@ def detect(
     """Run the rules over NDJSON FILEs (or stdin, or '-'); alerts to stdout as NDJSON."""
     settings: EngineSettings = settings_from(EngineSettings, options).validate()
     mapping = settings.load_mapping()
-    rules = []
-    if rule_path is not None or not rule_paths:
-        rules.append(load_rule(rule_path, mapping))
-    if rule_paths:
-        found = load_rules(rule_paths, mapping=mapping)
-        for path, reason in found.refused:
-            click.echo(f"seqwatch detect: rule {path} not loaded: {reason}", err=True)
-        ids = {rule.rule_id for rule in rules}
-        rules.extend(rule for rule in found.rules if rule.rule_id not in ids)
+    rules = load_cli_rules(rule_path, rule_paths, mapping, "detect")
     names = files or ("-",)
     for name in names:
         if name != "-" and not Path(name).is_file():

@@ -128,3 +128,23 @@ def _build(cls: type, values: dict[tuple[str, ...], Any], given: dict[str, Any])
     for name, sub in nested.items():
         kwargs[name] = _build(type(getattr(defaults, name)), sub, {})
     return cls(**kwargs)
+
+
+def load_cli_rules(
+    rule_path: str | None, rule_paths: tuple[str, ...], mapping: Any, command: str
+) -> list[Any]:
+    """`--rule FILE` (the bundled rule when neither is given) and every rule under
+    `--rules PATH`: one that does not load is said on stderr and skipped, as detect does."""
+    from app.engine import load_rule
+    from app.engine.rule import load_rules
+
+    rules = []
+    if rule_path is not None or not rule_paths:
+        rules.append(load_rule(rule_path, mapping))
+    if rule_paths:
+        found = load_rules(rule_paths, mapping=mapping)
+        for path, reason in found.refused:
+            click.echo(f"seqwatch {command}: rule {path} not loaded: {reason}", err=True)
+        ids = {rule.rule_id for rule in rules}
+        rules.extend(rule for rule in found.rules if rule.rule_id not in ids)
+    return rules
