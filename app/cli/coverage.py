@@ -107,33 +107,38 @@ def coverage(
     rules = load_cli_rules(rule_path, rule_paths, mapping, "coverage")
     latency = parse_duration(stream_latency, what="--stream-latency")
     delay = parse_duration(ingest_delay, what="--ingest-delay") if ingest_delay else None
+    if not rules:
+        raise ConfigError("no rule loaded")
+    plans = [_schedule(rule, picked) for rule in rules]
+    # The schedule's engine: Elasticsearch's answer in a window (no TTL shorter than the
+    # window, no alert cap but max_signals); the stream's: the worker's settings. Both tag
+    # a rule's events alike (`rule_tag`), so the recording is read and decoded once.
+    offline = EngineSettings(
+        ttl_ms=max(p.lookback_ms for p in plans) + 1,
+        lateness_ms=0,
+        alert_cap=0,
+        mapping=settings.mapping,
+    )
+    searched = RuleSet(rules, offline, limits=DETECT_LIMITS, mapping=mapping)
+    online = RuleSet(rules, settings, mapping=mapping)
+    recorded = recording.read(
+        files,
+        searched,
+        ingested_field=ingested_field,
+        ingest_delay_ms=delay,
+        max_record_bytes=settings.max_record_bytes,
+    )
+    if recorded.first_ms is None:
+        raise ConfigError(f"no record of {', '.join(files)} has an event time")
     results = []
-    for rule in rules:
-        plan = _schedule(rule, picked)
-        # The schedule's engine: Elasticsearch's answer in a window (no TTL shorter than
-        # the window, no alert cap but max_signals); the stream's: the worker's settings.
-        offline = EngineSettings(
-            ttl_ms=plan.lookback_ms + 1, lateness_ms=0, alert_cap=0, mapping=settings.mapping
-        )
-        searched = RuleSet([rule], offline, limits=DETECT_LIMITS, mapping=mapping)
-        online = RuleSet([rule], settings, mapping=mapping)
-        recorded = recording.read(
-            files,
-            searched,
-            ingested_field=ingested_field,
-            ingest_delay_ms=delay,
-            max_record_bytes=settings.max_record_bytes,
-        )
-        if recorded.first_ms is None:
-            raise ConfigError(f"no record of {', '.join(files)} has an event time")
+    for rule, plan, engine in zip(rules, plans, searched.engines, strict=True):
+        lines = recording.of_rule(recorded.lines, engine.tag)
         # Runs until none can hold another event: a window past the last event time, and
         # a run after the last indexing.
         until = max((recorded.last_ms or 0) + plan.lookback_ms, recorded.last_ingested_ms or 0)
-        scheduled = schedule.emulate(recorded.lines, searched, plan, recorded.first_ms, until)
-        streamed = stream.emulate(recorded.lines, online, settings.lateness_ms, latency)
-        results.append(
-            report.compare(rule, plan, recorded.lines, scheduled, streamed, settings.ttl_ms)
-        )
+        scheduled = schedule.emulate(lines, searched, plan, recorded.first_ms, until)
+        streamed = stream.emulate(lines, online, settings.lateness_ms, latency)
+        results.append(report.compare(rule, plan, lines, scheduled, streamed, settings.ttl_ms))
     data = report.summary(results)
     data["records"] = recorded.records
     data["unreadable"] = recorded.unreadable

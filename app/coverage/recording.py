@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -98,6 +98,16 @@ def read(
             events = (decoded,) if type(decoded) is Event else decoded
             lines.append(Line(records, timestamp, ingested, events))  # type: ignore[arg-type]
     return Recording(lines, records, first, last, last_ingested, unreadable, from_field)
+
+
+def of_rule(lines: list[Line], tag: str) -> list[Line]:
+    """The lines with an event of the rule tagged `tag`, holding only its events."""
+    out = []
+    for line in lines:
+        events = tuple(e for e in line.events if e.rule == tag)
+        if events:
+            out.append(line if len(events) == len(line.events) else replace(line, events=events))
+    return out
 
 
 def _loads(body: bytes) -> dict | None:

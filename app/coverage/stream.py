@@ -29,6 +29,7 @@ def emulate(
     lines: list[Line], engine: RuleSet, lateness_ms: int, latency_ms: int = 0
 ) -> StreamResult:
     """`latency_ms`: the worker's own, from reading the record to the alert on the topic."""
+    held_before = engine.totals().held_by_cap
     arrivals = sorted(lines, key=lambda line: (line.ingested_ms, line.position))
     arrived: dict[str, int] = {}
     state = MemoryState(serialize=False)
@@ -41,4 +42,4 @@ def emulate(
     for alert in engine.finish(state):
         last = max(arrived.get(e["digest"], 0) for e in alert["events"] if not e.get("missing"))
         found.setdefault(alert["alert"]["id"], (last + lateness_ms + latency_ms, alert))
-    return StreamResult(found, engine.totals().held_by_cap)
+    return StreamResult(found, engine.totals().held_by_cap - held_before)

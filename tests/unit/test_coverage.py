@@ -145,3 +145,12 @@ def test_a_missing_file_or_a_bad_rule_is_one_line_and_exit_2(tmp_path: Path) -> 
     assert proc.returncode == 2 and err.count("\n") == 1 and "nosuch" in err
     proc = _seqwatch("coverage", data, "--plot", str(tmp_path / "x.png"))
     assert proc.returncode == 2 and ".html or .svg" in proc.stderr.decode()
+
+
+def test_several_rules_each_run_on_their_own_schedule(tmp_path: Path) -> None:
+    samples = sorted(str(p) for p in (ROOT / "topics" / "samples").glob("*.ndjson"))
+    alone = _report(*samples)
+    together = _report(*samples, "--rules", str(ROOT / "app" / "rules"))
+    assert len(together["rules"]) == 2  # MSBuild and InstallUtil (a copy of MSBuild skipped)
+    assert together["schedule"]["runs"] == 2 * alone["schedule"]["runs"]
+    assert (together["both"], together["missed"]) == (alone["both"], alone["missed"])
