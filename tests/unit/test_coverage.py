@@ -154,3 +154,15 @@ def test_several_rules_each_run_on_their_own_schedule(tmp_path: Path) -> None:
     assert len(together["rules"]) == 2  # MSBuild and InstallUtil (a copy of MSBuild skipped)
     assert together["schedule"]["runs"] == 2 * alone["schedule"]["runs"]
     assert (together["both"], together["missed"]) == (alone["both"], alone["missed"])
+
+
+def test_a_pair_longer_than_the_stream_ttl_is_only_the_schedule_s_with_its_reason(
+    tmp_path: Path,
+) -> None:
+    # 6 minutes apart: the 22:25 run's window holds both; a stream with a 5-minute TTL
+    # has let the start go.
+    path = _write(tmp_path / "r.ndjson", _pair("{t}", RUN + MIN, RUN + 7 * MIN))
+    data = _report(path, "--ttl", "5m")
+    assert (data["stream"]["alerts"], data["schedule"]["alerts"]) == (0, 1)
+    assert [o["reason"] for o in data["only_schedule"]] == ["ttl"]
+    assert "more than the stream's --ttl 5m" in data["only_schedule"][0]["detail"]
