@@ -289,7 +289,9 @@ def _indexed(
         found = texts.get(path)
         if found is None:
             found = texts[path] = frozenset(
-                t.lower() for t in map(_as_text, view.values(path, anchor.ref.parts)) if t
+                t.lower()
+                for t in map(_as_text, view.values(path, anchor.ref.parts))
+                if t is not None  # "" is a value a condition may name
             )
         if not found.isdisjoint(anchor.values):
             return True
