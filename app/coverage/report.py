@@ -219,6 +219,11 @@ def table(data: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v}" for k, v in data["missed_by_reason"].items()),
         f"{'only the schedule':24}{len(data['only_schedule']):>8}",
     ]
+    if "records" in data:
+        lines.append(
+            f"{'records read':24}{data['records']:>8}   unreadable {data['unreadable']}"
+            " (not a JSON object with an event time: neither side read them)"
+        )
     for m in data["missed"][:20]:
         lines.append(f"  missed {m['entity_id']} ({m['first']} .. {m['last']}): {m['reason']}")
     if len(data["missed"]) > 20:

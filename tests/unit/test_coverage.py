@@ -37,7 +37,12 @@ def _report(*args: str) -> dict[str, Any]:
 def test_a_pair_no_window_holds_is_missed_for_window(tmp_path: Path) -> None:
     # 22:15:30 and 22:24:00: the 22:20 run sees the start, the 22:25 run [22:16, 22:25]
     # only the connection. 8.5 minutes apart: within the stream's 9-minute TTL.
-    data = _report(_write(tmp_path / "r.ndjson", _pair("{w}", RUN + MIN // 2, RUN + 9 * MIN)))
+    path = _write(tmp_path / "r.ndjson", _pair("{w}", RUN + MIN // 2, RUN + 9 * MIN))
+    with open(path, "ab") as f:
+        f.write(b'not json\n{"no": "time"}\n')  # counted, read by neither side
+    data = _report(path)
+    assert (data["records"], data["unreadable"]) == (4, 2)
+    assert "unreadable 2" in CliRunner().invoke(coverage, [path]).output
     assert data["stream"]["alerts"] == 1
     assert data["schedule"]["alerts"] == 0
     assert [m["reason"] for m in data["missed"]] == ["window"]
