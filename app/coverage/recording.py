@@ -6,9 +6,7 @@ import gzip
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import orjson
-
-from app.engine.core import check_record
+from app.engine.core import check_record, parse_record
 from app.engine.event import Event, Reject, Source
 from app.engine.normalise import View
 from app.engine.ruleset import RuleSet
@@ -37,8 +35,6 @@ class Recording:
     last_ingested_ms: int | None
     unreadable: int
     """Lines that are not JSON objects with an event time (ignored by both)."""
-    ingested_from_field: int
-    """Lines whose indexing time came from the ingested field."""
 
 
 def _read(name: str) -> bytes:
@@ -66,7 +62,7 @@ def read(
     else the event time plus the delay (0 by default)."""
     parts = tuple(ingested_field.split("."))
     lines: list[Line] = []
-    records = unreadable = from_field = 0
+    records = unreadable = 0
     first = last = last_ingested = None
     for number, name in enumerate(names):
         data = _read(name)
@@ -75,8 +71,8 @@ def read(
                 continue
             records += 1
             body = check_record(raw, max_record_bytes)
-            doc = None if type(body) is Reject else _loads(body)  # type: ignore[arg-type]
-            view = View(doc) if doc is not None else None
+            doc = body if type(body) is Reject else parse_record(body)  # type: ignore[arg-type]
+            view = None if type(doc) is Reject else View(doc)  # type: ignore[arg-type]
             timestamp = view.timestamp_ms() if view is not None else None
             if view is None or timestamp is None:
                 unreadable += 1
@@ -87,8 +83,6 @@ def read(
                 ingested = parse_timestamp_ms(found[0]) if found else None
             if ingested is None:
                 ingested = timestamp + (ingest_delay_ms or 0)
-            else:
-                from_field += 1
             first = timestamp if first is None else min(first, timestamp)
             last = timestamp if last is None else max(last, timestamp)
             last_ingested = ingested if last_ingested is None else max(last_ingested, ingested)
@@ -97,7 +91,7 @@ def read(
                 continue
             events = (decoded,) if type(decoded) is Event else decoded
             lines.append(Line(records, timestamp, ingested, events))  # type: ignore[arg-type]
-    return Recording(lines, records, first, last, last_ingested, unreadable, from_field)
+    return Recording(lines, records, first, last, last_ingested, unreadable)
 
 
 def of_rule(lines: list[Line], tag: str) -> list[Line]:
@@ -108,11 +102,3 @@ def of_rule(lines: list[Line], tag: str) -> list[Line]:
         if events:
             out.append(line if len(events) == len(line.events) else replace(line, events=events))
     return out
-
-
-def _loads(body: bytes) -> dict | None:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return doc if isinstance(doc, dict) else None

@@ -60,7 +60,7 @@ def compare(
             known = ingested.get(event.digest)
             if known is None or line.ingested_ms < known:
                 ingested[event.digest] = line.ingested_ms
-    starts = [run.start_ms for run in scheduled.runs]
+    starts = scheduled.runs
     lookback = schedule.lookback_ms
     out = RuleCoverage(
         rule,

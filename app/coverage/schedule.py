@@ -35,19 +35,9 @@ class Schedule:
 
 
 @dataclass
-class Run:
-    start_ms: int
-    alerts: int = 0
-    """Sequences the run's search returned (at most max_signals)."""
-    held: int = 0
-    """Sequences it found beyond max_signals."""
-    new: int = 0
-    """Alerts no earlier run had written."""
-
-
-@dataclass
 class ScheduleResult:
-    runs: list[Run]
+    runs: list[int]
+    """The start of each run."""
     found: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     """alert id -> (start of the first run that wrote it, the alert)."""
     held: dict[str, int] = field(default_factory=dict)
@@ -78,8 +68,7 @@ def emulate(
     cap = schedule.max_signals
     low = 0
     for start in run_starts(schedule, first_ms, until_ms):
-        run = Run(start)
-        result.runs.append(run)
+        result.runs.append(start)
         begin = start - schedule.lookback_ms
         while low < len(times) and times[low] < begin:
             low += 1
@@ -95,12 +84,8 @@ def emulate(
         answer.extend(engine.finish(state))
         answer.sort(key=result_order)
         kept, cut = answer[:cap], answer[cap:]
-        run.alerts, run.held = len(kept), len(cut)
         for alert in kept:
-            alert_id = alert["alert"]["id"]
-            if alert_id not in result.found:
-                result.found[alert_id] = (start, alert)
-                run.new += 1
+            result.found.setdefault(alert["alert"]["id"], (start, alert))
         for alert in cut:
             result.held.setdefault(alert["alert"]["id"], start)
     return result
