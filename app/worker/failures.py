@@ -62,22 +62,15 @@ class Failures:
         topic: str | None = None,
         partition: int | None = None,
         offset: int | None = None,
+        *,
+        clears: str = "commit",
     ) -> NoReturn:
-        """Record `reason` and end the process now, committing nothing."""
-        now = time.time()
-        previous = self.record or {}
-        record = {
-            "reason": reason,
-            "first": previous.get("first", now),
-            "last": now,
-            "count": int(previous.get("count", 0)) + 1,
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-        }
-        with contextlib.suppress(OSError):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_bytes(orjson.dumps(record))
+        """Record `reason` and end the process now, committing nothing.
+
+        `clears`: "commit" (the record stays until the state stage commits past it) or
+        "ready" (until the worker holds partitions and has restored them again: a failure
+        to take part in the group, which an idle stream would never commit past)."""
+        record = self.save(reason, topic, partition, offset, clears=clears)
         log.error(
             "worker cannot continue: %s; exiting without committing, so the work is redone "
             "from the last committed offsets after the restart (failure %d)",
@@ -91,6 +84,34 @@ class Failures:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(EXIT_FAILED)
+
+    def save(
+        self,
+        reason: str,
+        topic: str | None = None,
+        partition: int | None = None,
+        offset: int | None = None,
+        *,
+        clears: str = "commit",
+    ) -> dict[str, Any]:
+        """Write the failure record (`fatal` does, and a run Faust ended by a crash)."""
+        now = time.time()
+        previous = self.record or {}
+        record = {
+            "reason": reason,
+            "first": previous.get("first", now),
+            "last": now,
+            "count": int(previous.get("count", 0)) + 1,
+            "topic": topic,
+            "partition": partition,
+            "offset": offset,
+            "clears": clears,
+        }
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_bytes(orjson.dumps(record))
+        self.record = record
+        return record
 
     def progressed(
         self, committed: dict[tuple[str, int], int], assigned: set[tuple[str, int]]
@@ -107,12 +128,22 @@ class Failures:
         offset = record.get("offset")
         if offset is not None and where in assigned and committed.get(where, -1) <= offset:
             return
-        log.warning(
-            "recovered after %d failures: committed past %s", record["count"], record["reason"]
-        )
+        self._clear()
+
+    def _clear(self) -> None:
+        record = self.record
+        assert record is not None
+        log.warning("recovered after %d failures: %s", record["count"], record["reason"])
         self.record = None
         with contextlib.suppress(OSError):
             self.path.unlink()
+
+    def ready(self) -> None:
+        """The worker holds partitions and has restored them: clear a "ready" failure."""
+        record = self.record
+        if record is None or record.get("clears") != "ready":
+            return
+        self._clear()
 
     def status(self) -> dict[str, Any] | None:
         return None if self.record is None else dict(self.record)

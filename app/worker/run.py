@@ -9,6 +9,7 @@ from pathlib import Path
 
 from app.engine import Engine
 from app.kafka import admin as kadmin
+from app.worker.failures import EXIT_FAILED
 from app.worker.settings import WorkerSettings
 from app.worker.topics import check_capacity, largest_records, topic_specs
 
@@ -77,6 +78,12 @@ def run_worker(settings: WorkerSettings, connect_timeout: float = 30.0) -> int:
         code = int(exc.code or 0)
     if code == 0:
         (settings.data_dir / RUNNING).unlink(missing_ok=True)
+    crash = app.crash_reason or worker.crash_reason
+    if code != 0 and crash is not None and app.failures is not None:
+        # Faust ended the run (a service crashed): say why in /healthz after the restart,
+        # as for a failure seqwatch stopped on itself.
+        app.failures.save(f"the worker crashed: {type(crash).__name__}: {crash}")
+        return EXIT_FAILED
     return code
 
 

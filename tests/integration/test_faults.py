@@ -6,8 +6,10 @@ see: each expected alert exactly once, nothing else.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -16,6 +18,12 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
+from aiokafka.coordinator.protocol import (
+    ConsumerProtocolMemberAssignment,
+    ConsumerProtocolMemberMetadata,
+)
 
 from app.engine import load_rule
 from app.kafka import admin as kadmin
@@ -323,4 +331,116 @@ def test_broker_outage_of_20_s_is_survived(
         log = worker.log_path.read_text(errors="replace")
         assert re.search(r"(?i)(connect|broker|transport|disconnect)", log), "outage is logged"
     finally:
+        worker.stop()
+
+
+class _ForeignAssignor(AbstractPartitionAssignor):
+    """A member that claims Faust's assignment protocol and sends bytes Faust cannot read
+    (another application's consumer configured with the worker's group id, say)."""
+
+    name = "faust"
+    version = 4
+
+    @classmethod
+    def metadata(cls, topics: Any) -> ConsumerProtocolMemberMetadata:
+        return ConsumerProtocolMemberMetadata(cls.version, sorted(topics), b"\xffnot faust")
+
+    @classmethod
+    def assign(cls, cluster: Any, members: Any) -> dict[str, ConsumerProtocolMemberAssignment]:
+        return {m: ConsumerProtocolMemberAssignment(cls.version, [], b"\xff") for m in members}
+
+    @classmethod
+    def on_assignment(cls, assignment: Any) -> None:
+        pass
+
+
+class _ForeignMember:
+    """An aiokafka consumer in the worker's group, on a loop of its own thread."""
+
+    def __init__(self, kafka: KafkaSettings, group: str, topic: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.consumer: AIOKafkaConsumer | None = None
+        self._call(self._start(kafka.bootstrap, group, topic))
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
+
+    async def _start(self, bootstrap: str, group: str, topic: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            partition_assignment_strategy=(_ForeignAssignor,),
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+        )
+        await self.consumer.start()
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self._call(self.consumer.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def test_a_foreign_member_in_the_group_fails_the_worker_loudly(
+    kafka: KafkaSettings, tmp_path: Path, unique: str
+) -> None:
+    """A member whose assignment metadata Faust cannot read makes Faust's assignor raise
+    inside aiokafka's group coordination task. Before the watch, a worker joining such a
+    group hung, never ready, with nothing in its log or /healthz; a worker already running
+    crashed and was restarted without a reason anywhere. Now it exits with the reason, the
+    supervisor restarts it, /healthz says why; once the group is its own again, it detects
+    as before."""
+    (tmp_path / "a").mkdir()
+    cluster = Cluster(kafka, tmp_path, unique)
+    reader = TopicReader(cluster.kafka, cluster.alerts)
+    by_entity = f"{cluster.group}-events-by-entity"
+    client, _ = kadmin.connect(kafka)
+    kadmin.create_topic(client, by_entity, 4)  # as the worker would (--partitions 4)
+    foreign: _ForeignMember | None = _ForeignMember(cluster.kafka, cluster.group, by_entity)
+    worker = cluster.worker("a").start()
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert time.monotonic() < deadline, f"never failed loudly\n{worker.log_tail()}"
+            worker.check_alive()  # the supervisor restarts the worker process, not itself
+            response = worker.health_response()
+            if response is not None and response[0] == 503:
+                break
+            time.sleep(0.2)
+        body = response[1]
+        assert body["status"] == "failing"
+        assert "stopped coordinating with group" in body["failure"]["reason"], body
+        assert worker.metric("seqwatch_failing") == 1
+        assert "worker cannot continue: the state stage's consumer stopped" in worker.log_text()
+        assert foreign is not None
+        foreign.close()
+        foreign = None
+        worker.wait_ready()
+        expected = cluster.pairs("fm1", 0, 10)
+        _exactly_once(reader, expected, alive=worker.check_alive)
+        # A member like it joining a running worker's group: Faust ends the run, the
+        # reason is kept for /healthz.
+        foreign = _ForeignMember(cluster.kafka, cluster.group, by_entity)
+        deadline = time.monotonic() + 90
+        while (response := worker.health_response()) is None or response[0] != 503:
+            assert time.monotonic() < deadline, f"never failed loudly\n{worker.log_tail()}"
+            worker.check_alive()
+            time.sleep(0.2)
+        assert response[1]["failure"]["reason"], response
+        foreign.close()
+        foreign = None
+        expected += cluster.pairs("fm2", 100, 10)
+        _exactly_once(reader, expected, alive=worker.check_alive)
+        deadline = time.monotonic() + 60
+        while worker.health() is None:  # this one clears when the state stage commits
+            assert time.monotonic() < deadline, f"still failing\n{worker.log_tail()}"
+            time.sleep(0.2)
+    finally:
+        if foreign is not None:
+            foreign.close()
+        reader.close()
         worker.stop()

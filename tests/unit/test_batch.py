@@ -172,3 +172,19 @@ def test_a_failure_clears_once_its_partition_commits_past_it(tmp_path: Any) -> N
     failures.progressed({("t", 1): 41}, assigned)
     assert failures.status() is None
     assert not (tmp_path / "last-failure.json").exists()
+
+
+def test_a_group_failure_clears_once_the_worker_is_ready_again(tmp_path: Any) -> None:
+    """An idle stream never commits: a failure to take part in the group clears when the
+    worker holds partitions again; any other failure still waits for a commit past it."""
+    failures = Failures(tmp_path)
+    failures.save("no group", clears="ready")
+    again = Failures(tmp_path)  # the restarted process reads it back
+    assert again.status() is not None and again.status()["count"] == 1  # type: ignore[index]
+    again.ready()
+    assert again.status() is None
+    assert not (tmp_path / "last-failure.json").exists()
+    failures = Failures(tmp_path)
+    failures.save("refused", "t", 1, 40)
+    failures.ready()
+    assert failures.status() is not None, "only a commit past it clears a failed batch"

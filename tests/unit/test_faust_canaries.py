@@ -1,10 +1,11 @@
 """Canaries: each fails when upstream code that one of seqwatch's Faust fixes relies on changes.
 
 A fix overrides or wraps an upstream method whose behaviour it was measured against (the
-defects F1..F10 of docs/faust-defects.md). The source of each such method is pinned by a
-digest: an upgrade that changes one fails here, naming the fix to re-check against the
-new code (and the fault tests to run), rather than changing behaviour silently. The
-mechanism each fix uses (an entry point, a setting, a private attribute) is checked too.
+defects F1..F13 of docs/faust-defects.md, and the group watch). The source of each such
+method is pinned by a digest: an upgrade that changes one fails here, naming the fix to
+re-check against the new code (and the fault tests to run), rather than changing
+behaviour silently. The mechanism each fix uses (an entry point, a setting, a private
+attribute) is checked too.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import aiokafka
 import pytest
+from aiokafka.consumer.group_coordinator import GroupCoordinator
 from faust.tables.base import Collection
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
@@ -136,6 +138,24 @@ UPSTREAM: list[tuple[str, Any, str, str]] = [
         Collection._on_changelog_sent,
         "60122c86a120d82c",
         "persists the changelog offset on commit under exactly-once (our table does the same)",
+    ),
+    (
+        "watch",
+        GroupCoordinator.check_errors,
+        "ba6ca51ad34838d9",
+        "raises the coordination task's error, or the one pushed to the user, at a fetch",
+    ),
+    (
+        "watch",
+        GroupCoordinator._push_error_to_user,
+        "743ff515bd7e2e38",
+        "parks an error in _pending_exception and waits until a fetch reads it",
+    ),
+    (
+        "watch",
+        GroupCoordinator.close,
+        "f30d831089456312",
+        "resolves _closing before the coordination task ends",
     ),
     (
         "ext",

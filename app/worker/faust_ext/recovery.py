@@ -77,6 +77,8 @@ class Recovery(FaustRecovery):
         if streams:
             consumer.resume_partitions(streams)
         await app._fetcher.maybe_start()
+        if app.failures is not None and assignment:
+            app.failures.ready()
         return True
 
 

@@ -17,12 +17,15 @@ from faust.streams import current_event
 from faust.transport import consumer as faust_consumer
 from faust.transport import producer as faust_producer
 from faust.transport.drivers import aiokafka as driver
+from mode import Service
 
 log = logging.getLogger("seqwatch.worker")
 
 _PARTITIONER = DefaultPartitioner()
 FETCH_MAX_WAIT_MS = 100
 """The worker consumer's fetch wait (Faust hard-codes 1,500 ms, see F8)."""
+WATCH_COORDINATION_S = 1.0
+"""How often the consumer checks that it still takes part in its group."""
 
 
 class RecordsSkipped(RuntimeError):
@@ -79,6 +82,50 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         nothing and ran on empty state.
         """
         return await self._ensure_consumer().end_offsets(partitions)
+
+    @Service.task
+    async def _watch_coordination(self) -> None:
+        """Fail loudly when the consumer stops taking part in its group.
+
+        aiokafka runs joins, assignments and heartbeats in one task. When it dies (Faust's
+        assignor raising on an assignment it cannot read, say), the error surfaces only at
+        the next fetch, and a worker that has no assignment yet never fetches: it hung,
+        never ready, with nothing in its log or /healthz. Faust's own timers cannot watch
+        for this: they start only once a first recovery has completed.
+        """
+        waiting: BaseException | None = None
+        while not self.should_stop:
+            await self.sleep(WATCH_COORDINATION_S)
+            reason = self.coordination_failure()
+            # An error the coordination task hands to the fetch and then waits on: a fetch
+            # takes it within a poll; one that waits a whole check has no fetch to take it.
+            pending = self._coordinator_attribute("_pending_exception")
+            if reason is None and pending is not None and pending is waiting:
+                reason = f"{type(pending).__name__}: {pending}, never read by a fetch"
+            waiting = pending
+            failures = self.app.failures
+            if reason is not None and not self.should_stop and failures is not None:
+                failures.fatal(
+                    f"the state stage's consumer stopped coordinating with group "
+                    f"{self.app.conf.id} ({reason}): it would get no partitions and no "
+                    "rebalances, and detect nothing",
+                    clears="ready",
+                )
+
+    def coordination_failure(self) -> str | None:
+        """Why the client's group coordination task ended, if it ended without a close."""
+        task = self._coordinator_attribute("_coordination_task")
+        closing = self._coordinator_attribute("_closing")
+        if task is None or not task.done() or closing is None or closing.done():
+            return None
+        if task.cancelled():
+            return "the task was cancelled"
+        exc = task.exception()
+        return "the task returned" if exc is None else f"{type(exc).__name__}: {exc}"
+
+    def _coordinator_attribute(self, name: str) -> Any:
+        """An attribute of aiokafka's group coordinator (canary: test_faust_canaries)."""
+        return getattr(getattr(self._consumer, "_coordinator", None), name, None)
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         """F8: Faust hard-codes fetch_max_wait_ms=1500, which a read_committed fetch that
