@@ -39,6 +39,8 @@ from app.worker.state import TableState
 log = logging.getLogger("seqwatch.worker")
 DETECT_BATCH = 20
 """Most events the detect agent handles in one batch (one lock, one flush)."""
+ALERT_COMMIT_GAP_S = 0.05
+"""Least time between two commits that a batch with alerts starts itself."""
 DETECT_WITHIN = 0.02
 """Seconds the detect agent waits to fill a batch: the latency a quiet stream pays."""
 
@@ -126,7 +128,9 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
         # Batches: the events that arrived within DETECT_WITHIN (or DETECT_BATCH of them),
         # handled partition by partition, so that each partition's state changes go to its
         # own transaction and each key reaches the changelog once per batch.
+        last_commit = 0.0
         async for batch in stream.take_events(DETECT_BATCH, within=DETECT_WITHIN):
+            alerted = False
             async with app.event_lock:
                 done = [await _detect_partition(events) for events in _by_partition(batch)]
                 # Every send of the batch delivered before any event is acked (and so
@@ -145,6 +149,18 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
                         )
                 for sent, _ in done:
                     _report(sent)
+                    alerted = alerted or bool(sent.alerts)
+                # Acked here, with every effect delivered, rather than when take_events
+                # resumes: a commit right after this block then holds the whole batch.
+                for event in batch:
+                    await stream.ack(event)
+            # An alert is visible only once its transaction commits: commit now rather
+            # than at the next commit interval (up to 100 ms later), at most every
+            # ALERT_COMMIT_GAP_S, so that a storm of alerts does not commit per batch.
+            if alerted and time.monotonic() - last_commit >= ALERT_COMMIT_GAP_S:
+                last_commit = time.monotonic()
+                if not await app.consumer.commit():  # False: it waited for a running one
+                    await app.consumer.commit()
 
     async def _detect_partition(events: list[Any]) -> tuple[BatchResult, list[Any]]:
         """Run one partition's events and send their effects; returns the deliveries."""

@@ -43,6 +43,9 @@ from app.worker.stall import Stall
 from app.worker.topics import deadletter_value_bytes
 
 log = logging.getLogger("seqwatch.ingest")
+POLL_S = 0.05
+"""The longest a poll waits to fill its batch (5,000 records): at a low rate each event
+waits up to this before its transaction starts; at a high rate batches fill first."""
 TICK_INTERVAL_S = 5.0
 """How often the ingest stage sends the wall clock to each state partition (ordered
 sequences only): a quiet partition's held alerts wait at most this past the lateness."""
@@ -245,7 +248,7 @@ class Ingest:
         ticks = TICK_INTERVAL_S if self.engine.is_ordered else None
         next_tick = time.monotonic()
         while not self.stopping.is_set():
-            batch = self.consumer.consume(num_messages=5000, timeout=0.05)
+            batch = self.consumer.consume(num_messages=5000, timeout=POLL_S)
             if batch:
                 self._transact(batch)
             if ticks is not None and time.monotonic() >= next_tick and self.assignment:

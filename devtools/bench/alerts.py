@@ -99,9 +99,13 @@ class AlertReader:
     def _run(self) -> None:
         tally = self.tally
         while not self._stop.is_set():
-            batch = self.consumer.consume(1000, 0.05)
-            if not batch:
+            # The first record as soon as it is there, then whatever else is queued:
+            # consume(n, timeout) alone waits out its timeout unless n records are in,
+            # which added up to 50 ms of the reader's own to every latency measured.
+            first = self.consumer.poll(0.05)
+            if first is None:
                 continue
+            batch = [first, *self.consumer.consume(999, 0)]
             now = time.time()
             mono = time.perf_counter()
             with self.lock:

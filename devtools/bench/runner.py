@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from rich.console import Console
 
 from app.engine.rule import DEFAULT_RULE
@@ -51,6 +52,8 @@ class BenchOptions:
     """An explicit cluster (--bootstrap): used as is, never started or stopped."""
     storm_starts: int = 20_000
     """Starts already in the input when the storm phase's worker starts (0 skips it)."""
+    latency_samples: Path | None = None
+    """Where to write the latency phase's samples, [seconds into the phase, ms] each."""
     rules: tuple[str, ...] = ()
     """--rules folders or files: the engine and the worker run them besides the bundled
     rule (whose alerts the bench counts)."""
@@ -423,6 +426,8 @@ class Bench:
             worker.stop()
             self.current_worker = None
         out = latency.describe(run)
+        if o.latency_samples is not None:
+            o.latency_samples.write_bytes(orjson.dumps(run.samples))
         self.say(
             f"latency: {out['count']} alerts of {run.pairs_sent} pairs, p50 {out['p50_ms']} ms,"
             f" p99 {out['p99_ms']} ms; after the first {latency.SETTLE_S:.0f} s: p50"

@@ -7,6 +7,7 @@ stderr so that stdout carries only the table and, with --json, one JSON object l
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -68,6 +69,11 @@ from app.kafka.settings import KafkaSettings
     show_default=True,
     help="Starts waiting when the storm phase's worker starts (then kill -9, restart); 0 skips.",
 )
+@click.option(
+    "--latency-samples",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every pair of the latency phase as [seconds into the phase, ms] (JSON).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last on stdout.")
 @click.option("--keep", is_flag=True, help="Keep the bench topics and state directories.")
 @kafka_options
@@ -85,6 +91,7 @@ def bench(
     port: int,
     rules: tuple[str, ...],
     storm_starts: int,
+    latency_samples: Path | None,
     as_json: bool,
     keep: bool,
 ) -> None:
@@ -131,6 +138,7 @@ def bench(
         kafka=kafka if explicit else None,
         rules=rules,
         storm_starts=storm_starts,
+        latency_samples=latency_samples,
     )
     console = Console(stderr=True)
     result = Bench(options, console).run()
