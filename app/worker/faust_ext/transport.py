@@ -136,27 +136,7 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         return await self.call_thread(self._stable_ends, partitions)
 
     async def _stable_ends(self, partitions: list[Any]) -> dict[Any, int | None]:
-        consumer = self._ensure_consumer()
-        stable = await consumer.end_offsets(list(partitions))  # read_committed: the LSO
-        client = consumer._client
-        by_node: dict[int, dict[str, list[tuple[int, int]]]] = {}
-        for tp in partitions:
-            node = client.cluster.leader_for_partition(tp)
-            if node is None or node < 0:
-                return dict.fromkeys(partitions)
-            by_node.setdefault(node, {}).setdefault(tp.topic, []).append((tp.partition, -1))
-        high: dict[Any, int] = {}
-        for node, topics in by_node.items():
-            # isolation level 0 (read_uncommitted): the high watermark
-            response = await client.send(node, OffsetRequest(-1, 0, list(topics.items())))
-            for topic, parts in response.topics:
-                for partition, error, *info in parts:
-                    if error == 0:
-                        high[TopicPartition(topic, partition)] = info[-1]
-        return {
-            tp: stable[tp] if tp in high and high[tp] == stable.get(tp) else None
-            for tp in partitions
-        }
+        return await stable_ends(self._ensure_consumer(), partitions)
 
     def _coordinator_attribute(self, name: str) -> Any:
         """An attribute of aiokafka's group coordinator (canary: test_faust_canaries)."""
@@ -266,6 +246,29 @@ def skipped(acked: list[int] | None, committed: int | None) -> tuple[int, int] |
     if lowest - committed > 1:
         return committed, lowest - 1
     return None
+
+
+async def stable_ends(consumer: Any, partitions: list[Any]) -> dict[Any, int | None]:
+    """`ConsumerThread.stable_ends` on an aiokafka consumer with isolation read_committed."""
+    stable = await consumer.end_offsets(list(partitions))  # read_committed: the LSO
+    client = consumer._client
+    by_node: dict[int, dict[str, list[tuple[int, int]]]] = {}
+    for tp in partitions:
+        node = client.cluster.leader_for_partition(tp)
+        if node is None or node < 0:
+            return dict.fromkeys(partitions)
+        by_node.setdefault(node, {}).setdefault(tp.topic, []).append((tp.partition, -1))
+    high: dict[Any, int] = {}
+    for node, topics in by_node.items():
+        # isolation level 0 (read_uncommitted): the high watermark
+        response = await client.send(node, OffsetRequest(-1, 0, list(topics.items())))
+        for topic, parts in response.topics:
+            for partition, error, *info in parts:
+                if error == 0:
+                    high[TopicPartition(topic, partition)] = info[-1]
+    return {
+        tp: stable[tp] if tp in high and high[tp] == stable.get(tp) else None for tp in partitions
+    }
 
 
 class ChangelogBuffer(faust_producer.ProducerBuffer):
