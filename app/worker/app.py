@@ -39,6 +39,9 @@ from app.worker.state import TableState
 log = logging.getLogger("seqwatch.worker")
 DETECT_BATCH = 20
 """Most events the detect agent handles in one batch (one lock, one flush)."""
+IDLE_COMMIT_S = 0.4
+"""How often idle partitions' offsets are moved past their trailing transaction markers:
+the lag of an idle stream reads 0 within about two of these."""
 ALERT_COMMIT_GAP_S = 0.05
 """Least time between two commits that a batch with alerts starts itself."""
 DETECT_WITHIN = 0.02
@@ -255,6 +258,11 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
             },
             status=200 if status == "ok" else 503,
         )
+
+    @app.timer(interval=IDLE_COMMIT_S)
+    async def commit_idle() -> None:
+        """Idle partitions' offsets past their trailing markers (lag monitors read 0)."""
+        await app.consumer.commit_past_markers({settings.repartition_topic})
 
     @app.timer(interval=30.0)
     async def report() -> None:

@@ -138,6 +138,46 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
     async def _stable_ends(self, partitions: list[Any]) -> dict[Any, int | None]:
         return await stable_ends(self._ensure_consumer(), partitions)
 
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: Any,
+        timeout: float | None = None,
+        max_records: int | None = None,
+    ) -> Any:
+        """Faust's, noting the last offset returned per partition, in the client's own
+        thread, where the client's position moves as it returns them (F11)."""
+        records = await super()._fetch_records(consumer, active_partitions, timeout, max_records)
+        last = self.fetched_last
+        for tp, messages in records.items():
+            if messages:
+                last[tp] = messages[-1].offset
+        return records
+
+    @property
+    def fetched_last(self) -> dict[Any, int]:
+        try:
+            return self._seqwatch_fetched_last  # type: ignore[has-type, no-any-return]
+        except AttributeError:
+            self._seqwatch_fetched_last: dict[Any, int] = {}
+            return self._seqwatch_fetched_last
+
+    async def positions(self, partitions: list[Any]) -> dict[Any, tuple[int, int | None]]:
+        """F11: (the client's position, the last offset it returned) of each partition,
+        read together in the client's thread: below the position and after that offset
+        there are only records the client skipped (transaction markers, aborted ones)."""
+        return await self.call_thread(self._positions, partitions)
+
+    async def _positions(self, partitions: list[Any]) -> dict[Any, tuple[int, int | None]]:
+        assignment = self._ensure_consumer()._subscription.subscription.assignment
+        out: dict[Any, tuple[int, int | None]] = {}
+        last = self.fetched_last
+        for tp in partitions:
+            state = assignment.state_value(tp) if assignment is not None else None
+            if state is not None and state.has_valid_position:
+                out[tp] = (state.position, last.get(tp))
+        return out
+
     def _coordinator_attribute(self, name: str) -> Any:
         """An attribute of aiokafka's group coordinator (canary: test_faust_canaries)."""
         return getattr(getattr(self._consumer, "_coordinator", None), name, None)
@@ -159,6 +199,49 @@ class Consumer(driver.Consumer):
         thread = self._thread
         assert isinstance(thread, ConsumerThread)
         return await thread.stable_ends(partitions)
+
+    async def commit_past_markers(self, topics: set[str]) -> dict[Any, int]:
+        """F11: commit an idle partition's position past its trailing transaction markers.
+
+        Faust commits the offset after the last record processed. The repartition topic
+        is written in transactions, so each partition ends with a commit marker that is
+        never delivered, and the group's lag read 1 per partition forever: lag monitors
+        never saw zero. A partition's position is committed here only when every record
+        the client returned (noted in its own thread, together with the position) was
+        handed on by Faust, every record handed on is acked and committed, and no
+        rebalance or recovery is under way: between the committed offset and the
+        position there are then only records the client skipped. Returns what it
+        committed.
+        """
+        app = self.app
+        thread = self._thread
+        if app.rebalancing or not isinstance(thread, ConsumerThread):
+            return {}
+        recovery = app.tables.recovery
+        if not recovery.completed.is_set():
+            return {}
+        async with app.event_lock:
+            mine = [tp for tp in self.assignment() if tp.topic in topics]
+            positions = await thread.positions(mine)
+            if app.rebalancing:
+                return {}
+            offsets: dict[Any, int] = {}
+            for tp, (position, returned) in positions.items():
+                read, committed = self._read_offset.get(tp), self._committed_offset.get(tp)
+                if (
+                    returned is None
+                    or read != returned  # a record returned is still on its way to the agent
+                    or committed is None
+                    or committed != read + 1  # a record handed on is not committed yet
+                    or self._acked.get(tp)
+                    or position <= committed
+                ):
+                    continue
+                # the client's own TopicPartition, as a message's tp is
+                offsets[TopicPartition(tp.topic, tp.partition)] = position
+            if offsets:
+                await self._commit_offsets(offsets)
+            return offsets
 
     @property
     def returned(self) -> dict[Any, int]:
