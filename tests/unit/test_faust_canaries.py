@@ -140,36 +140,6 @@ UPSTREAM: list[tuple[str, Any, str, str]] = [
         "persists the changelog offset on commit under exactly-once (our table does the same)",
     ),
     (
-        "F10",
-        Recovery._slurp_changelogs,
-        "7825c7e50f766d5a",
-        "ends a restore at last offset = end - 1, or after two empty 5 s polls",
-    ),
-    (
-        "F10",
-        Recovery._build_highwaters,
-        "91b4cc0d3724ae7b",
-        "takes the end offset minus one as the partition's highwater",
-    ),
-    (
-        "F10",
-        faust_consumer.ThreadDelegateConsumer._getmany,
-        "f9d47aa9010b5ff2",
-        "returns the client's records per partition (we note the last offset of each)",
-    ),
-    (
-        "F11",
-        driver.AIOKafkaConsumerThread._fetch_records,
-        "39a2c6c79fc1455a",
-        "returns the client's records in the client's thread (we note the last of each)",
-    ),
-    (
-        "F11",
-        faust_consumer.Consumer._commit_offsets,
-        "1a69799041188441",
-        "commits the given offsets in their partitions' transactions and notes them",
-    ),
-    (
         "watch",
         GroupCoordinator.check_errors,
         "ba6ca51ad34838d9",
@@ -248,10 +218,6 @@ async def test_aiokafka_keeps_the_private_state_the_fixes_read() -> None:
     producer = aiokafka.AIOKafkaProducer(transactional_id="canary")
     assert producer._txn_manager.is_in_transaction() is False  # F6, F7
     assert "_acked" in inspect.getsource(faust_consumer.Consumer._new_offset)  # F4 guard
-    from aiokafka.consumer.subscription_state import Assignment, TopicPartitionState
-
-    assert hasattr(TopicPartitionState, "has_valid_position")  # F11 reads positions
-    assert hasattr(Assignment, "state_value")  # through these
 
 
 async def test_a_commit_for_a_transaction_without_a_producer_commits_nothing_and_says_so(

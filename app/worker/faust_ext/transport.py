@@ -12,8 +12,6 @@ import logging
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.protocol.offset import OffsetRequest
-from aiokafka.structs import TopicPartition
 from faust.exceptions import ProducerSendError
 from faust.streams import current_event
 from faust.transport import consumer as faust_consumer
@@ -125,59 +123,6 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         exc = task.exception()
         return "the task returned" if exc is None else f"{type(exc).__name__}: {exc}"
 
-    async def stable_ends(self, partitions: list[Any]) -> dict[Any, int | None]:
-        """F10: each partition's end offset if no transaction is open on it, else None.
-
-        The last stable offset (read_committed) equals the high watermark only when no
-        transaction on the partition is still open or waiting for its markers; below it,
-        then, is everything that will ever be committed there by the writers fenced so
-        far. A restore may end there, and only there.
-        """
-        return await self.call_thread(self._stable_ends, partitions)
-
-    async def _stable_ends(self, partitions: list[Any]) -> dict[Any, int | None]:
-        return await stable_ends(self._ensure_consumer(), partitions)
-
-    async def _fetch_records(
-        self,
-        consumer: Any,
-        active_partitions: Any,
-        timeout: float | None = None,
-        max_records: int | None = None,
-    ) -> Any:
-        """Faust's, noting the last offset returned per partition, in the client's own
-        thread, where the client's position moves as it returns them (F11)."""
-        records = await super()._fetch_records(consumer, active_partitions, timeout, max_records)
-        last = self.fetched_last
-        for tp, messages in records.items():
-            if messages:
-                last[tp] = messages[-1].offset
-        return records
-
-    @property
-    def fetched_last(self) -> dict[Any, int]:
-        try:
-            return self._seqwatch_fetched_last  # type: ignore[has-type, no-any-return]
-        except AttributeError:
-            self._seqwatch_fetched_last: dict[Any, int] = {}
-            return self._seqwatch_fetched_last
-
-    async def positions(self, partitions: list[Any]) -> dict[Any, tuple[int, int | None]]:
-        """F11: (the client's position, the last offset it returned) of each partition,
-        read together in the client's thread: below the position and after that offset
-        there are only records the client skipped (transaction markers, aborted ones)."""
-        return await self.call_thread(self._positions, partitions)
-
-    async def _positions(self, partitions: list[Any]) -> dict[Any, tuple[int, int | None]]:
-        assignment = self._ensure_consumer()._subscription.subscription.assignment
-        out: dict[Any, tuple[int, int | None]] = {}
-        last = self.fetched_last
-        for tp in partitions:
-            state = assignment.state_value(tp) if assignment is not None else None
-            if state is not None and state.has_valid_position:
-                out[tp] = (state.position, last.get(tp))
-        return out
-
     def _coordinator_attribute(self, name: str) -> Any:
         """An attribute of aiokafka's group coordinator (canary: test_faust_canaries)."""
         return getattr(getattr(self._consumer, "_coordinator", None), name, None)
@@ -194,73 +139,6 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
 class Consumer(driver.Consumer):
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def stable_ends(self, partitions: list[Any]) -> dict[Any, int | None]:
-        thread = self._thread
-        assert isinstance(thread, ConsumerThread)
-        return await thread.stable_ends(partitions)
-
-    async def commit_past_markers(self, topics: set[str]) -> dict[Any, int]:
-        """F11: commit an idle partition's position past its trailing transaction markers.
-
-        Faust commits the offset after the last record processed. The repartition topic
-        is written in transactions, so each partition ends with a commit marker that is
-        never delivered, and the group's lag read 1 per partition forever: lag monitors
-        never saw zero. A partition's position is committed here only when every record
-        the client returned (noted in its own thread, together with the position) was
-        handed on by Faust, every record handed on is acked and committed, and no
-        rebalance or recovery is under way: between the committed offset and the
-        position there are then only records the client skipped. Returns what it
-        committed.
-        """
-        app = self.app
-        thread = self._thread
-        if app.rebalancing or not isinstance(thread, ConsumerThread):
-            return {}
-        recovery = app.tables.recovery
-        if not recovery.completed.is_set():
-            return {}
-        async with app.event_lock:
-            mine = [tp for tp in self.assignment() if tp.topic in topics]
-            positions = await thread.positions(mine)
-            if app.rebalancing:
-                return {}
-            offsets: dict[Any, int] = {}
-            for tp, (position, returned) in positions.items():
-                read, committed = self._read_offset.get(tp), self._committed_offset.get(tp)
-                if (
-                    returned is None
-                    or read != returned  # a record returned is still on its way to the agent
-                    or committed is None
-                    or committed != read + 1  # a record handed on is not committed yet
-                    or self._acked.get(tp)
-                    or position <= committed
-                ):
-                    continue
-                # the client's own TopicPartition, as a message's tp is
-                offsets[TopicPartition(tp.topic, tp.partition)] = position
-            if offsets:
-                await self._commit_offsets(offsets)
-            return offsets
-
-    @property
-    def returned(self) -> dict[Any, int]:
-        """The offset of the last record the client returned, per partition (F10): with
-        `_read_offset` (the last one handed on) it tells whether a record fetched is
-        still on its way through Faust."""
-        try:
-            return self._seqwatch_returned  # type: ignore[has-type, no-any-return]
-        except AttributeError:
-            self._seqwatch_returned: dict[Any, int] = {}
-            return self._seqwatch_returned
-
-    async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
-        records = await super()._getmany(active_partitions, timeout)
-        returned = self.returned
-        for tp, messages in records.items():
-            if messages:
-                returned[tp] = messages[-1].offset
-        return records
 
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         """F2: no commit lands in the middle of a batch.
@@ -285,8 +163,6 @@ class Consumer(driver.Consumer):
         """
         if not await self.commit():  # False also when it waited for a running commit
             await self.commit()
-        for tp in revoked:  # as Faust forgets their read offsets (F10)
-            self.returned.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     def _new_offset(self, tp: Any) -> int | None:
@@ -329,29 +205,6 @@ def skipped(acked: list[int] | None, committed: int | None) -> tuple[int, int] |
     if lowest - committed > 1:
         return committed, lowest - 1
     return None
-
-
-async def stable_ends(consumer: Any, partitions: list[Any]) -> dict[Any, int | None]:
-    """`ConsumerThread.stable_ends` on an aiokafka consumer with isolation read_committed."""
-    stable = await consumer.end_offsets(list(partitions))  # read_committed: the LSO
-    client = consumer._client
-    by_node: dict[int, dict[str, list[tuple[int, int]]]] = {}
-    for tp in partitions:
-        node = client.cluster.leader_for_partition(tp)
-        if node is None or node < 0:
-            return dict.fromkeys(partitions)
-        by_node.setdefault(node, {}).setdefault(tp.topic, []).append((tp.partition, -1))
-    high: dict[Any, int] = {}
-    for node, topics in by_node.items():
-        # isolation level 0 (read_uncommitted): the high watermark
-        response = await client.send(node, OffsetRequest(-1, 0, list(topics.items())))
-        for topic, parts in response.topics:
-            for partition, error, *info in parts:
-                if error == 0:
-                    high[TopicPartition(topic, partition)] = info[-1]
-    return {
-        tp: stable[tp] if tp in high and high[tp] == stable.get(tp) else None for tp in partitions
-    }
 
 
 class ChangelogBuffer(faust_producer.ProducerBuffer):
