@@ -23,7 +23,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import orjson
 
@@ -32,6 +32,8 @@ log = logging.getLogger("seqwatch.worker")
 EXIT_FAILED = 75
 """Exit code of a worker that stopped itself after a failure (EX_TEMPFAIL): restart it."""
 FAILURE_FILE = "last-failure.json"
+Clears = Literal["commit", "ready"]
+"""What clears a failure record: a commit past it, or the worker ready again."""
 
 
 def read_record(data_dir: Path) -> dict[str, Any] | None:
@@ -63,7 +65,7 @@ class Failures:
         partition: int | None = None,
         offset: int | None = None,
         *,
-        clears: str = "commit",
+        clears: Clears = "commit",
     ) -> NoReturn:
         """Record `reason` and end the process now, committing nothing.
 
@@ -92,7 +94,7 @@ class Failures:
         partition: int | None = None,
         offset: int | None = None,
         *,
-        clears: str = "commit",
+        clears: Clears = "commit",
     ) -> dict[str, Any]:
         """Write the failure record (`fatal` does, and a run Faust ended by a crash)."""
         now = time.time()
