@@ -21,8 +21,9 @@ If any stage yields no fragments, the prefilter passes everything.
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
 from app.engine.compile import CompiledQuery
@@ -102,29 +103,33 @@ class Prefilter:
             return self._text_may_match(raw)
         return False
 
-    def candidate_lines(self, block: bytes) -> list[int]:
-        """Start offsets of the lines of `block` that may_match() might accept, ascending.
+    def candidate_records(self, block: bytes, ends: Sequence[int]) -> list[int]:
+        """Indices of the records of `block` that may_match() might accept, ascending.
 
-        A line is a candidate when its lower-cased bytes contain a fragment, or it contains
-        `\\u` or an ASCII_LOWERING character (those need the exact text check). Every line
-        that may_match() accepts is a candidate; decode() re-checks each one.
+        `ends[i]` is where record i + 1 begins (record i and the one byte after it end
+        there); that byte separates the records and no probe contains it (a newline,
+        `b"\\n".join(records)`, whatever the records hold themselves). A record is
+        a candidate when its lower-cased bytes contain a fragment, or it contains `\\u`
+        or an ASCII_LOWERING character (those need the exact text check). Every record
+        that may_match() accepts is a candidate; decode() re-checks each one. The probes
+        run over the whole block at memchr speed, and each hit skips to the next record.
         """
-        starts: set[int] = set()
+        found: set[int] = set()
         low = block.lower()
         probes: list[Callable[[int], int]] = [partial(low.find, f) for f in self._bytes]
         probes.append(partial(block.find, b"\\u"))
         if not block.isascii():
             probes.extend(_lead_byte_finder(block, c) for c in _ASCII_LOWERING_BYTES)
+        last = len(ends) - 1
         for find in probes:
             position = find(0)
             while position >= 0:
-                start = block.rfind(b"\n", 0, position) + 1
-                starts.add(start)
-                end = block.find(b"\n", position)
-                if end < 0:
+                index = bisect.bisect_right(ends, position)
+                found.add(index)
+                if index >= last:
                     break
-                position = find(end)
-        return sorted(starts)
+                position = find(ends[index])
+        return sorted(found)
 
     def _text_may_match(self, raw: bytes) -> bool:
         """The exact check on decoded, unescaped, Unicode-lower-cased text (rare path)."""

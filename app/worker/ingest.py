@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from app.alerts_view import one_line
 from app.engine import MemoryState, Reject, Source
@@ -44,8 +51,14 @@ from app.worker.topics import deadletter_value_bytes
 
 log = logging.getLogger("seqwatch.ingest")
 POLL_S = 0.05
-"""The longest a poll waits to fill its batch (5,000 records): at a low rate each event
+"""The longest a poll waits to fill its batch (POLL_RECORDS): at a low rate each event
 waits up to this before its transaction starts; at a high rate batches fill first."""
+POLL_RECORDS = 5000
+BATCH_RECORDS = 25_000
+"""A batch (one transaction) takes more full polls, up to this many records, while they
+come at once: each transaction costs a few broker round trips (offsets, commit) whatever
+its size, and with records waiting they were most of the ingest stage's time. At a low
+rate a poll is not full and the batch is that one poll."""
 TICK_INTERVAL_S = 5.0
 """How often the ingest stage sends the wall clock to each state partition (ordered
 sequences only): a quiet partition's held alerts wait at most this past the lateness."""
@@ -248,7 +261,7 @@ class Ingest:
         ticks = TICK_INTERVAL_S if self.engine.is_ordered else None
         next_tick = time.monotonic()
         while not self.stopping.is_set():
-            batch = self.consumer.consume(num_messages=5000, timeout=POLL_S)
+            batch = self._poll()
             if batch:
                 self._transact(batch)
             if ticks is not None and time.monotonic() >= next_tick and self.assignment:
@@ -258,6 +271,15 @@ class Ingest:
                 self._check_back()
             if self.on_tick is not None:
                 self.on_tick()
+
+    def _poll(self) -> list[Any]:
+        batch = self.consumer.consume(num_messages=POLL_RECORDS, timeout=POLL_S)
+        while len(batch) % POLL_RECORDS == 0 and 0 < len(batch) < BATCH_RECORDS:
+            more = self.consumer.consume(num_messages=POLL_RECORDS, timeout=0)
+            if not more:
+                break
+            batch.extend(more)
+        return batch
 
     def _send_ticks(self) -> None:
         """The wall clock to every state partition, in a transaction of its own: a
@@ -299,14 +321,8 @@ class Ingest:
         before = self.engine.checkpoint_stats(), self.event_state.checkpoint()
         self.producer.begin_transaction()
         try:
-            for msg in batch:
-                err = msg.error()
-                if err is not None:
-                    if err.code() != KafkaError._PARTITION_EOF:
-                        log.warning("consume: %s", err.str())
-                    continue
+            for msg in self._to_decode(batch, offsets):
                 self._handle(msg, candidates)
-                offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
             # A batch holds its partitions one after another, each spanning whatever event
             # time it holds: forwarded as read, one partition can run the state stage's
             # watermark far past the events of the next (disorder beyond the allowed
@@ -364,10 +380,36 @@ class Ingest:
         if err is not None:
             self._refused.append((msg.topic(), err.str()))
 
+    def _to_decode(self, batch: list[Any], offsets: dict[tuple[str, int], int]) -> list[Any]:
+        """The records of `batch` to decode one by one, counted in; `offsets` filled.
+
+        A batch without errors is prefiltered as a whole (`scan_records`): the records it
+        drops are only counted, which is most of the ingest stage's speed."""
+        stats = self.stats
+        if any(map(Message.error, batch)):
+            records = []
+            for msg in batch:
+                err = msg.error()
+                if err is not None:
+                    if err.code() != KafkaError._PARTITION_EOF:
+                        log.warning("consume: %s", err.str())
+                    continue
+                records.append(msg)
+                offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+        else:
+            records = batch
+            for msg in batch:
+                offsets[(msg.topic(), msg.partition())] = msg.offset() + 1
+        stats.events_in.update(map(Message.topic, records))
+        picks = self.engine.scan_records(list(map(Message.value, records)))
+        if picks is None:
+            return records
+        stats.dropped += len(records) - len(picks)
+        return [records[i] for i in picks]
+
     def _handle(self, msg: Any, candidates: list[Candidate]) -> None:
         stats = self.stats
         topic = msg.topic()
-        stats.events_in[topic] += 1
         raw = msg.value()
         source = Source(topic, msg.partition(), msg.offset())
         decoded = self.engine.decode(raw, source) if raw is not None else TOMBSTONE

@@ -307,3 +307,48 @@ def test_scan_block_equals_line_by_line_decode(block_lines: list[bytes], trailin
     assert newlines == block.count(b"\n")
     assert results == expected
     assert bulk.stats.as_dict() == one.stats.as_dict()
+
+
+clean_records = st.one_of(
+    st.builds(lambda d: orjson.dumps(d), st.sampled_from([start(), net(), net(ip="::1")])),
+    st.builds(lambda d: orjson.dumps(d), st.sampled_from([net(name="a.exe"), {"x": 1}])),
+    st.sampled_from([b"{}", b'{"a":}', b'{"a":"\\u004dsbuild.exe"}', b'{"a":"x\nMSBuild.exe"}']),
+    st.sampled_from(['{"a":"\u0130"}'.encode(), '{"a":"\u212a"}'.encode()]),
+)
+batches = st.one_of(
+    st.lists(clean_records, min_size=1, max_size=12),
+    st.lists(st.one_of(lines, clean_records, st.none()), max_size=12),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(batches, st.integers(1, 5))
+def test_scan_records_keeps_every_record_decode_keeps(
+    batch: list[bytes | None], chunk_size: int
+) -> None:
+    """The ingest stage's batch prefilter drops only what decode() drops, and counts alike."""
+    one, bulk = Engine(RULE), Engine(RULE)
+    kept = [
+        i
+        for i, raw in enumerate(batch)
+        if raw is None or one.decode(raw, Source("t", 0, i)) is not None
+    ]
+    indices = bulk.scan_records(batch, chunk_size)
+    if indices is None:  # not clean: the caller decodes each record
+        assert not batch or not all(_clean(raw, bulk.max_event_bytes) for raw in batch)
+        return
+    assert batch and all(_clean(raw, bulk.max_event_bytes) for raw in batch)
+    assert set(kept) <= set(indices)
+    for i in indices:
+        bulk.decode(batch[i], Source("t", 0, i))  # type: ignore[arg-type]
+    assert bulk.stats.as_dict() == one.stats.as_dict()
+
+
+def _clean(raw: bytes | None, max_bytes: int) -> bool:
+    if raw is None or not raw.startswith(b"{") or not raw.endswith(b"}") or len(raw) > max_bytes:
+        return False
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
