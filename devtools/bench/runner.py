@@ -27,7 +27,7 @@ from app.engine.rule import DEFAULT_RULE
 from app.kafka.settings import KafkaSettings
 from devtools import synth
 from devtools.bench import baseline as base
-from devtools.bench import engine_run, latency, load, report
+from devtools.bench import engine_run, ingest_decode, latency, load, report
 from devtools.bench.alerts import AlertReader
 from devtools.bench.storm import StormRun, run_storm
 from devtools.bench.worker_run import WorkerRun, WorkerSpec, run_end_to_end
@@ -195,10 +195,30 @@ class Bench:
         engine_row.note = f"alerts {sorted(set(engine_alerts))} of {expected}"
         del data
 
+        # (f) the ingest stage's decode alone: batch scan vs record by record, same records
+        decode_rows = (
+            report.Row("ingest decode: record by record (in-process)", n),
+            report.Row("ingest decode: batch scan, 5,000 a poll (in-process)", n),
+        )
+        kept: set[int] = set()
+        for k in range(o.repeat):
+            for row, batched in zip(decode_rows, (False, True), strict=True):
+                dr = ingest_decode.run_decode(records, batched=batched, rules=o.rules)
+                row.seconds.append(dr.seconds)
+                kept.add(dr.kept)
+                self.say(f"{row.phase} #{k + 1}: {n / dr.seconds:,.0f} events/s, {dr.kept} kept")
+        decode_problems = (
+            [f"ingest decode: batch scan and record by record kept {sorted(kept)} records"]
+            if len(kept) > 1
+            else []
+        )
+        for row in decode_rows:
+            row.note = f"kept {sorted(kept)}"
+
         # (b) one worker end to end, fresh group, state and alerts topic per repeat
         worker_row = report.Row("seqwatch worker end to end (1 worker)", n)
         runs: list[WorkerRun] = []
-        problems: list[str] = []
+        problems: list[str] = decode_problems
         for k in range(o.repeat):
             tag = f"w{k + 1}"
             alerts_topic = self.names.alerts(tag)
@@ -261,7 +281,7 @@ class Bench:
             if self.o.kafka is None
             else self.settings.bootstrap
         )
-        rows = [parsed, raw, worker_row, processed_row, done_row, engine_row]
+        rows = [parsed, raw, worker_row, processed_row, done_row, engine_row, *decode_rows]
         if storms:
             rows.append(storm_row)
         summary = report.summary(
@@ -285,6 +305,12 @@ class Bench:
                 "run_id": self.names.run_id,
                 "worker_runs": [self._run_json(r) for r in runs],
                 "detect_engine_alerts": engine_alerts,
+                "ingest_decode_per_record_events_per_s": report.round_or_none(
+                    decode_rows[0].events_per_s
+                ),
+                "ingest_decode_batch_events_per_s": report.round_or_none(
+                    decode_rows[1].events_per_s
+                ),
                 "worker_processed_events_per_s": report.round_or_none(processed_row.events_per_s),
                 "worker_ingest_events_per_s": report.round_or_none(done_row.events_per_s),
                 "storm": storm_summary(storms),

@@ -9,7 +9,7 @@ import pytest
 
 from app.engine import Engine, Event, MemoryState, Source, load_rule
 from devtools import harness
-from devtools.bench import engine_run, latency, load
+from devtools.bench import engine_run, ingest_decode, latency, load
 from devtools.synth import SHAPES, Record, generate
 
 
@@ -109,6 +109,13 @@ def test_engine_row_finds_the_expected_alerts() -> None:
     run = engine_run.run_engine(engine_run.blocks(scenario.records))
     assert run.events == len(scenario.records)
     assert run.alert_ids == run.alerts == scenario.expected_alerts
+
+
+def test_ingest_decode_rows_keep_the_same_records() -> None:
+    scenario = generate(12_000, seed=3, disorder_ms=5000)
+    batched = ingest_decode.run_decode(scenario.records, batched=True)
+    one_by_one = ingest_decode.run_decode(scenario.records, batched=False)
+    assert batched.kept == one_by_one.kept > 0
 
 
 def test_latency_reports_the_first_seconds_apart_from_the_settled_rate() -> None:

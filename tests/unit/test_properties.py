@@ -15,6 +15,8 @@ from app.engine import Engine, Event, MemoryState, Source, load_rule
 from app.engine.normalise import View, resolve
 from app.engine.prefilter import ASCII_LOWERING, Prefilter
 from app.engine.rule import parse_rule
+from app.engine.ruleset import RuleSet
+from app.engine.settings import EngineSettings
 
 RULE = load_rule()
 TTL, LATENESS = 60_000, 20_000
@@ -342,6 +344,21 @@ def test_scan_records_keeps_every_record_decode_keeps(
     for i in indices:
         bulk.decode(batch[i], Source("t", 0, i))  # type: ignore[arg-type]
     assert bulk.stats.as_dict() == one.stats.as_dict()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(clean_records, min_size=1, max_size=12), st.integers(1, 5))
+def test_scan_records_of_several_rules_keeps_what_they_keep(
+    batch: list[bytes], chunk_size: int
+) -> None:
+    """With several rules the batch scan uses the union of their prefilters."""
+    rules = [RULE, load_rule(RULE_INSTALLUTIL)]
+    one, bulk = RuleSet(rules, EngineSettings()), RuleSet(rules, EngineSettings())
+    kept = {i: one.decode(raw, Source("t", 0, i)) for i, raw in enumerate(batch)}
+    indices = bulk.scan_records(batch, chunk_size)
+    assert indices is not None
+    assert {i for i, result in kept.items() if result is not None} <= set(indices)
+    assert [bulk.decode(batch[i], Source("t", 0, i)) for i in indices] == [kept[i] for i in indices]
 
 
 def _clean(raw: bytes | None, max_bytes: int) -> bool:
