@@ -4,7 +4,9 @@ A real subprocess with the real CLI, as an operator runs it, not an in-process a
 number must include the worker's own Kafka clients, transactions, the Faust agent and
 RocksDB. Start-up (imports, Faust's boot, the group join) is excluded: the clock starts
 when /healthz first shows the ingest stage holding partitions, and stops when the reader
-has seen the last expected alert on the alerts topic (read_committed).
+has seen the last expected alert on the alerts topic (read_committed). Records read
+before the clock started are reported (`events_in_at_t0`) and the runner rates the run
+by the records read after it.
 """
 
 from __future__ import annotations
