@@ -55,10 +55,21 @@ POLL_S = 0.05
 waits up to this before its transaction starts; at a high rate batches fill first."""
 POLL_RECORDS = 5000
 BATCH_RECORDS = 25_000
-"""A batch (one transaction) takes more full polls, up to this many records, while they
-come at once: each transaction costs a few broker round trips (offsets, commit) whatever
-its size, and with records waiting they were most of the ingest stage's time. At a low
-rate a poll is not full and the batch is that one poll."""
+BATCH_FORWARDS = 1000
+"""A batch (one transaction) takes more full polls while they come at once, up to
+BATCH_RECORDS records or BATCH_FORWARDS forwarded events: each transaction costs a few
+broker round trips (offsets, commit) whatever its size, and with records waiting they were
+most of the ingest stage's time. At a low rate a poll is not full and the batch is that
+one poll; in a storm of starts the state stage gets them a poll at a time (a batch of
+25,000 starts left it idle until the whole batch committed: 5,000 starts/s against 8,300)."""
+
+
+def take_more(polled: int, read: int, forwarded: int) -> bool:
+    """Whether the batch polls again, having read `read` records (`polled` in the last poll)
+    and forwarded `forwarded` events."""
+    return polled == POLL_RECORDS and read < BATCH_RECORDS and forwarded < BATCH_FORWARDS
+
+
 TICK_INTERVAL_S = 5.0
 """How often the ingest stage sends the wall clock to each state partition (ordered
 sequences only): a quiet partition's held alerts wait at most this past the lateness."""
@@ -261,7 +272,7 @@ class Ingest:
         ticks = TICK_INTERVAL_S if self.engine.is_ordered else None
         next_tick = time.monotonic()
         while not self.stopping.is_set():
-            batch = self._poll()
+            batch = self.consumer.consume(num_messages=POLL_RECORDS, timeout=POLL_S)
             if batch:
                 self._transact(batch)
             if ticks is not None and time.monotonic() >= next_tick and self.assignment:
@@ -271,15 +282,6 @@ class Ingest:
                 self._check_back()
             if self.on_tick is not None:
                 self.on_tick()
-
-    def _poll(self) -> list[Any]:
-        batch = self.consumer.consume(num_messages=POLL_RECORDS, timeout=POLL_S)
-        while len(batch) % POLL_RECORDS == 0 and 0 < len(batch) < BATCH_RECORDS:
-            more = self.consumer.consume(num_messages=POLL_RECORDS, timeout=0)
-            if not more:
-                break
-            batch.extend(more)
-        return batch
 
     def _send_ticks(self) -> None:
         """The wall clock to every state partition, in a transaction of its own: a
@@ -321,8 +323,14 @@ class Ingest:
         before = self.engine.checkpoint_stats(), self.event_state.checkpoint()
         self.producer.begin_transaction()
         try:
-            for msg in self._to_decode(batch, offsets):
-                self._handle(msg, candidates)
+            polled, read = batch, 0
+            while True:
+                for msg in self._to_decode(polled, offsets):
+                    self._handle(msg, candidates)
+                read += len(polled)
+                if not take_more(len(polled), read, len(candidates)):
+                    break
+                polled = self.consumer.consume(num_messages=POLL_RECORDS, timeout=0)
             # A batch holds its partitions one after another, each spanning whatever event
             # time it holds: forwarded as read, one partition can run the state stage's
             # watermark far past the events of the next (disorder beyond the allowed

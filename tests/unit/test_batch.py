@@ -13,12 +13,13 @@ from app.engine.event import BUNDLE_PREFIX
 from app.worker.batch import run_batch
 from app.worker.failures import Failures
 from app.worker.ingest import (
+    BATCH_FORWARDS,
     BATCH_RECORDS,
     BUNDLE_BYTES,
     BUNDLE_EVENTS,
     POLL_RECORDS,
-    Ingest,
     bundles,
+    take_more,
 )
 from app.worker.state import TableState
 
@@ -197,30 +198,11 @@ def test_a_group_failure_clears_once_the_worker_is_ready_again(tmp_path: Any) ->
     assert failures.status() is not None, "only a commit past it clears a failed batch"
 
 
-class _Polls:
-    """consume() answers in turn; what a backlog or a trickle looks like to `_poll`."""
-
-    def __init__(self, *sizes: int) -> None:
-        self.sizes = list(sizes)
-        self.calls = 0
-
-    def consume(self, num_messages: int, timeout: float) -> list[int]:
-        self.calls += 1
-        size = self.sizes.pop(0) if self.sizes else 0
-        assert size <= num_messages
-        return list(range(size))
-
-
-def _poll(*sizes: int) -> tuple[int, int]:
-    ingest = Ingest.__new__(Ingest)  # only the consumer is used
-    ingest.consumer = _Polls(*sizes)  # type: ignore[assignment]
-    return len(ingest._poll()), ingest.consumer.calls  # type: ignore[attr-defined]
-
-
-def test_an_ingest_batch_takes_full_polls_up_to_its_bound_and_a_trickle_alone() -> None:
+def test_an_ingest_batch_takes_full_polls_up_to_its_bounds_and_a_trickle_alone() -> None:
     full = POLL_RECORDS
-    assert _poll(250, full) == (250, 1)  # a low rate: one poll, one transaction
-    assert _poll(full, full, 3, full) == (2 * full + 3, 3)  # a backlog: until a poll is short
-    assert _poll(full, full, 0) == (2 * full, 3)
-    assert _poll(*[full] * 10) == (BATCH_RECORDS, BATCH_RECORDS // full)  # bounded
-    assert _poll(0) == (0, 1)
+    assert not take_more(250, 250, 3)  # a low rate: one poll, one transaction
+    assert take_more(full, full, 50)  # a backlog of records that mostly drop
+    assert take_more(full, BATCH_RECORDS - full, 250)
+    assert not take_more(full, BATCH_RECORDS, 250)  # bounded by records read
+    assert not take_more(full, full, BATCH_FORWARDS)  # a storm: the state stage needs them now
+    assert not take_more(0, full, 0)  # nothing more came
