@@ -32,7 +32,7 @@ test-unit: install
 	$(BIN)/pytest tests/unit
 
 bench: install
-	$(SEQWATCH) bench
+	$(SEQWATCH) bench --json
 
 ## Recovery time after kill -9 with PENDING starts held (against the local broker on 9092).
 PENDING ?= 10000
