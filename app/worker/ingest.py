@@ -321,6 +321,7 @@ class Ingest:
         # An aborted batch is read again: what it did to the engine's counters and to an
         # event rule's cap must not count twice (a redo would hold back its own alerts).
         before = self.engine.checkpoint_stats(), self.event_state.checkpoint()
+        counts = self.stats.checkpoint_ingest()
         self.producer.begin_transaction()
         try:
             polled, read = batch, 0
@@ -360,6 +361,7 @@ class Ingest:
             self._rewind(offsets)
             self.engine.restore_stats(before[0])
             self.event_state.rollback(before[1])
+            self.stats.restore_ingest(counts)
             self.stats.delivery_failures.update(t for t, _ in self._refused or [("?", "")])
             self.stats.ingest_stall = self.stall.status()
             self.stall.failed(reason, self.stopping)

@@ -41,6 +41,16 @@ class WorkerStats:
         self.ingest_alerts = 0  # an event rule's alerts, sent by the ingest process
         self.ingest_rules: dict[str, dict[str, int]] | None = None  # per rule, from there
 
+    def checkpoint_ingest(self) -> tuple[Counter[str], Counter[str], int, int, int]:
+        """The counters an ingest batch moves, before it: an aborted batch is read again
+        and must not count twice (its forwards never became visible)."""
+        counters = Counter(self.events_in), Counter(self.rejects)
+        return (*counters, self.deadlettered, self.dropped, self.forwarded)
+
+    def restore_ingest(self, checkpoint: tuple[Counter[str], Counter[str], int, int, int]) -> None:
+        events_in, rejects, self.deadlettered, self.dropped, self.forwarded = checkpoint
+        self.events_in, self.rejects = Counter(events_in), Counter(rejects)
+
 
 DECODE_TRIMS = ("fields", "original", "key_fanout")
 """Trims made when an event is decoded (by the ingest stage); the others by the state stage."""

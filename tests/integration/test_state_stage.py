@@ -304,6 +304,10 @@ def test_a_refused_forward_stalls_the_ingest_loudly_until_fixed(env: Env) -> Non
         _exactly_once(alerts, set(ids), worker)
         assert worker.metric('seqwatch_stalled{stage="ingest"}') == 0
         assert "made progress again" in worker.log_text()
+        # the aborted attempts counted nothing: each record read and forwarded once
+        topic = env.inputs["winlogbeat"]
+        assert worker.metric(f'seqwatch_events_in_total{{topic="{topic}"}}') == 2 * len(ids)
+        assert worker.metric("seqwatch_forwarded_total") == 2 * len(ids)
         _clean_log(worker)
     finally:
         worker.stop()
