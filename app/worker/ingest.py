@@ -51,23 +51,26 @@ from app.worker.topics import deadletter_value_bytes
 
 log = logging.getLogger("seqwatch.ingest")
 POLL_S = 0.05
-"""The longest a poll waits to fill its batch (POLL_RECORDS): at a low rate each event
+"""The longest a poll waits to fill its batch (BATCH_RECORDS): at a low rate each event
 waits up to this before its transaction starts; at a high rate batches fill first."""
-POLL_RECORDS = 5000
-BATCH_RECORDS = 25_000
+BATCH_RECORDS = 5000
+PART_RECORDS = 5000
 BATCH_FORWARDS = 1000
-"""A batch (one transaction) takes more full polls while they come at once, up to
-BATCH_RECORDS records or BATCH_FORWARDS forwarded events: each transaction costs a few
-broker round trips (offsets, commit) whatever its size, and with records waiting they were
-most of the ingest stage's time. At a low rate a poll is not full and the batch is that
-one poll; in a storm of starts the state stage gets them a poll at a time (a batch of
-25,000 starts left it idle until the whole batch committed: 5,000 starts/s against 8,300)."""
+"""A poll takes up to BATCH_RECORDS records; a transaction takes them PART_RECORDS at a
+time while it has forwarded fewer than BATCH_FORWARDS events. No poll happens while a
+transaction is open: a poll can run the group's rebalance callbacks, and a transaction
+must not hold records of partitions the worker no longer owns.
+
+BATCH_RECORDS is one part (one poll, one transaction) until larger batches are shown
+safe: with up to 25,000 records a transaction (more polls inside an open transaction)
+the worker ran at 0.99 of the baseline instead of 0.62, but the fresh-clone CI then lost
+12 of 160 alerts in the 16-partition kill -9 test (docs/benchmarks.md)."""
 
 
-def take_more(polled: int, read: int, forwarded: int) -> bool:
-    """Whether the batch polls again, having read `read` records (`polled` in the last poll)
-    and forwarded `forwarded` events."""
-    return polled == POLL_RECORDS and read < BATCH_RECORDS and forwarded < BATCH_FORWARDS
+def take_more(left: int, read: int, forwarded: int) -> bool:
+    """Whether the transaction takes another part of its poll, having read `read` records
+    and forwarded `forwarded` events, with `left` records of the poll still unread."""
+    return left > 0 and read < BATCH_RECORDS and forwarded < BATCH_FORWARDS
 
 
 TICK_INTERVAL_S = 5.0
@@ -272,9 +275,9 @@ class Ingest:
         ticks = TICK_INTERVAL_S if self.engine.is_ordered else None
         next_tick = time.monotonic()
         while not self.stopping.is_set():
-            batch = self.consumer.consume(num_messages=POLL_RECORDS, timeout=POLL_S)
-            if batch:
-                self._transact(batch)
+            batch = self.consumer.consume(num_messages=BATCH_RECORDS, timeout=POLL_S)
+            while batch:  # one transaction or more; no consume() while one is open
+                batch = self._transact(batch)
             if ticks is not None and time.monotonic() >= next_tick and self.assignment:
                 self._send_ticks()
                 next_tick = time.monotonic() + ticks
@@ -313,7 +316,9 @@ class Ingest:
         self.down_since = None
         log.warning("Kafka is reachable again after %.1f s", self.outage_s)
 
-    def _transact(self, batch: list[Any]) -> None:
+    def _transact(self, batch: list[Any]) -> list[Any]:
+        """One transaction over the first records of `batch`; returns the rest (none after
+        an abort: the rewind reads them again)."""
         offsets: dict[tuple[str, int], int] = {}
         candidates: list[Candidate] = []
         self._refused.clear()
@@ -324,14 +329,14 @@ class Ingest:
         counts = self.stats.checkpoint_ingest()
         self.producer.begin_transaction()
         try:
-            polled, read = batch, 0
+            read = 0
             while True:
-                for msg in self._to_decode(polled, offsets):
+                part = batch[read : read + PART_RECORDS]
+                for msg in self._to_decode(part, offsets):
                     self._handle(msg, candidates)
-                read += len(polled)
-                if not take_more(len(polled), read, len(candidates)):
+                read += len(part)
+                if not take_more(len(batch) - read, read, len(candidates)):
                     break
-                polled = self.consumer.consume(num_messages=POLL_RECORDS, timeout=0)
             # A batch holds its partitions one after another, each spanning whatever event
             # time it holds: forwarded as read, one partition can run the state stage's
             # watermark far past the events of the next (disorder beyond the allowed
@@ -365,13 +370,14 @@ class Ingest:
             self.stats.delivery_failures.update(t for t, _ in self._refused or [("?", "")])
             self.stats.ingest_stall = self.stall.status()
             self.stall.failed(reason, self.stopping)
-            return
+            return []
         for alert in self._sent_alerts:  # committed: now they count
             self.stats.alerts_sent += 1
             log.warning("ALERT %s", one_line(alert))
         if self.stall.attempts:
             self.stall.cleared()
             self.stats.ingest_stall = None
+        return batch[read:]
 
     def _commit(self) -> None:
         """commit_transaction, again while librdkafka says the error is retriable."""

@@ -3,8 +3,8 @@
 What the ingest process does with a polled batch before any transaction: the records a
 batch scan (`BlockScanner.scan_records`) cannot rule out are decoded one by one; the
 baseline row decodes every record one by one (the ingest stage before the batch scan,
-and still its path for a batch that is not clean). Same records, same batches of 5,000
-(a full poll), in arrival order; the candidate counts must agree.
+and still its path for a batch that is not clean). Same records, in the ingest stage's
+parts of 5,000 (`PART_RECORDS`), in arrival order; the candidate counts must agree.
 """
 
 from __future__ import annotations
@@ -16,10 +16,8 @@ from dataclasses import dataclass
 from app.engine import EngineSettings, Source, load_rule
 from app.engine.rule import load_rules
 from app.engine.ruleset import RuleSet
+from app.worker.ingest import PART_RECORDS
 from devtools.synth import Record
-
-POLL_RECORDS = 5000
-"""app/worker/ingest.py's POLL_RECORDS: one full poll."""
 
 
 @dataclass
@@ -38,7 +36,7 @@ def engine_for(rules: Sequence[str] = ()) -> RuleSet:
 def run_decode(records: Sequence[Record], *, batched: bool, rules: Sequence[str] = ()) -> DecodeRun:
     engine = engine_for(rules)
     values = [r.value for r in records]
-    batches = [values[i : i + POLL_RECORDS] for i in range(0, len(values), POLL_RECORDS)]
+    batches = [values[i : i + PART_RECORDS] for i in range(0, len(values), PART_RECORDS)]
     decode = engine.decode
     kept = 0
     started = time.perf_counter()

@@ -198,7 +198,7 @@ class Bench:
         # (f) the ingest stage's decode alone: batch scan vs record by record, same records
         decode_rows = (
             report.Row("ingest decode: record by record (in-process)", n),
-            report.Row("ingest decode: batch scan, 5,000 a poll (in-process)", n),
+            report.Row("ingest decode: batch scan, 5,000 at a time (in-process)", n),
         )
         kept: set[int] = set()
         for k in range(o.repeat):

@@ -17,7 +17,7 @@ from app.worker.ingest import (
     BATCH_RECORDS,
     BUNDLE_BYTES,
     BUNDLE_EVENTS,
-    POLL_RECORDS,
+    PART_RECORDS,
     bundles,
     take_more,
 )
@@ -198,11 +198,8 @@ def test_a_group_failure_clears_once_the_worker_is_ready_again(tmp_path: Any) ->
     assert failures.status() is not None, "only a commit past it clears a failed batch"
 
 
-def test_an_ingest_batch_takes_full_polls_up_to_its_bounds_and_a_trickle_alone() -> None:
-    full = POLL_RECORDS
-    assert not take_more(250, 250, 3)  # a low rate: one poll, one transaction
-    assert take_more(full, full, 50)  # a backlog of records that mostly drop
-    assert take_more(full, BATCH_RECORDS - full, 250)
-    assert not take_more(full, BATCH_RECORDS, 250)  # bounded by records read
-    assert not take_more(full, full, BATCH_FORWARDS)  # a storm: the state stage needs them now
-    assert not take_more(0, full, 0)  # nothing more came
+def test_an_ingest_transaction_takes_parts_of_its_poll_up_to_its_bounds() -> None:
+    assert not take_more(0, 250, 3)  # the poll is read
+    assert take_more(1, BATCH_RECORDS - 1, 50)  # records left, under both bounds
+    assert not take_more(PART_RECORDS, BATCH_RECORDS, 250)  # bounded by records read
+    assert not take_more(PART_RECORDS, 1, BATCH_FORWARDS)  # a storm: the state stage needs them
