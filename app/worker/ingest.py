@@ -363,7 +363,9 @@ class Ingest:
             # a pause that grows while the same failure repeats, saying why.
             reason = "; ".join(f"{t}: {e}" for t, e in self._refused[:3]) or error.str()
             self.producer.abort_transaction(60)
-            self._rewind(offsets)
+            # every partition of the poll: its records after this transaction are dropped
+            # with it and must be read again too
+            self._rewind({(m.topic(), m.partition()): 0 for m in batch if not m.error()} | offsets)
             self.engine.restore_stats(before[0])
             self.event_state.rollback(before[1])
             self.stats.restore_ingest(counts)
