@@ -53,18 +53,20 @@ log = logging.getLogger("seqwatch.ingest")
 POLL_S = 0.05
 """The longest a poll waits to fill its batch (BATCH_RECORDS): at a low rate each event
 waits up to this before its transaction starts; at a high rate batches fill first."""
-BATCH_RECORDS = 5000
+BATCH_RECORDS = 25_000
 PART_RECORDS = 5000
 BATCH_FORWARDS = 1000
 """A poll takes up to BATCH_RECORDS records; a transaction takes them PART_RECORDS at a
-time while it has forwarded fewer than BATCH_FORWARDS events. No poll happens while a
-transaction is open: a poll can run the group's rebalance callbacks, and a transaction
-must not hold records of partitions the worker no longer owns.
+time while it has forwarded fewer than BATCH_FORWARDS events, and the next transaction
+takes the rest of the poll. A transaction's fixed cost (begin, offsets, commit: 10-30 ms
+here) spread over 25,000 records instead of 5,000 is what brings the worker close to the
+bare consumer; the forward cap keeps a storm's transactions small, so the state stage
+starts on them sooner.
 
-BATCH_RECORDS is one part (one poll, one transaction) until larger batches are shown
-safe: with up to 25,000 records a transaction (more polls inside an open transaction)
-the worker ran at 0.99 of the baseline instead of 0.62, but the fresh-clone CI then lost
-12 of 160 alerts in the 16-partition kill -9 test (docs/benchmarks.md)."""
+No poll happens while a transaction is open: a poll can run the group's rebalance
+callbacks, and a transaction must not hold records of partitions the worker no longer
+owns (the first version of larger transactions polled inside one, and a fresh-clone CI
+lost 12 of 160 alerts in the 16-partition kill -9 test; docs/benchmarks.md)."""
 
 
 def take_more(left: int, read: int, forwarded: int) -> bool:

@@ -27,6 +27,7 @@ from aiokafka.coordinator.protocol import (
 
 from app.engine import load_rule
 from app.kafka import admin as kadmin
+from app.kafka.io import replay
 from app.kafka.settings import KafkaSettings
 from devtools.kafka import LocalKafka
 from devtools.synth import fixed as events
@@ -123,6 +124,31 @@ def _wait_log(worker: WorkerProcess, pattern: str, timeout: float = 60.0) -> Non
         worker.check_alive()
         time.sleep(0.05)
     raise AssertionError(f"no {pattern!r} in the log\n{worker.log_tail()}")
+
+
+_RESTORE_ROW = re.compile(r"^\| (?:\S+-changelog|〃)\s+\| (\d+)\s+\| (-?\d+)\s+\|")
+
+
+def _restore_starts(log: str) -> list[tuple[str, str]]:
+    """(partition, offset) rows of Faust's "Reading Starts At" tables in a worker log."""
+    rows: list[tuple[str, str]] = []
+    for table in log.split("Reading Starts At")[1:]:
+        for line in table.splitlines()[3:]:  # after the title, header and rule lines
+            row = _RESTORE_ROW.match(line)
+            if row is None:
+                break
+            rows.append((row[1], row[2]))
+    return rows
+
+
+def _full_restores(workers: list[WorkerProcess]) -> int:
+    """How many changelog partitions the workers restored, checking each restore read
+    from the changelog's start (F14: an incremental restore of a kept partition, over
+    local state an aborted transaction had changed, lost alerts)."""
+    rows = [row for w in workers for row in _restore_starts(w.log_text())]
+    incremental = [row for row in rows if row[1] != "-1"]
+    assert not incremental, f"restores not from the start (partition, offset): {incremental}"
+    return len(rows)
 
 
 def _msbuild(records: list[Any]) -> int:
@@ -228,6 +254,7 @@ def test_scale_out_and_in_moves_state_and_alerts_once(cluster: Cluster) -> None:
         )
         expected += pending
         _exactly_once(reader, expected, alive=b.check_alive)
+        assert _full_restores([a, b, c]) >= 4
         owned = {w: w.health() for w in (b, c)}
         assert all(h and h["assigned"] for h in owned.values()), "both survivors hold partitions"
     finally:
@@ -288,6 +315,75 @@ def test_sixteen_partitions_over_four_workers_alert_once(
         workers["b"] = cluster.worker("b", "--partitions", "16").start()
         expected += pending
         _exactly_once(reader, expected, alive=workers["a"].check_alive)
+    finally:
+        for w in workers.values():
+            w.stop()
+
+
+def _traffic(records: int, pair_every: int, farm: int) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """`records` (topic, value) pairs in event-time order, one per millisecond, and the
+    entity ids that must alert: ordinary process starts that no rule wants, `farm` MSBuild
+    build processes connecting out on every tenth record (the first connection alerts,
+    the thousands after it go through the state stage and collapse), and a start and its
+    connection 300 ms later every `pair_every` records."""
+    builds = [events.entity(i, "lfarm") for i in range(farm)]
+    slots: dict[int, tuple[str, bytes]] = {}
+    expected = list(builds)
+    for i, e in enumerate(builds):
+        slots[i] = ("process", events.start(e, i, host=f"BUILD-{i:02d}"))
+    for at in range(farm, records - 300, pair_every):
+        e = events.entity(at, "lpair")
+        expected.append(e)
+        slots[at] = ("process", events.start(e, at))
+        slots[at + 300] = ("network", events.network(e, at + 300))
+    svchost = r"C:\Windows\System32\svchost.exe"
+    out: list[tuple[str, bytes]] = []
+    connections = 0
+    for at in range(records):
+        if at in slots:
+            out.append(slots[at])
+        elif at % 10 == 0:
+            i = connections % farm  # every build process in turn
+            connections += 1
+            ip = f"10.{i}.{at // 2500 % 250}.{at // 10 % 250}"
+            out.append(("network", events.network(builds[i], at, ip=ip, host=f"BUILD-{i:02d}")))
+        else:
+            out.append(("process", events.start(events.entity(at, "lbg"), at, image=svchost)))
+    return out, expected
+
+
+def test_group_changes_under_load_lose_and_duplicate_nothing(
+    kafka: KafkaSettings, tmp_path: Path, unique: str
+) -> None:
+    """Workers join, die (kill -9), come back and leave while 100,000 records stream in
+    at 5,000 a second: every rebalance and the kill land on open transactions of both
+    stages, with starts pending on every partition."""
+    cluster = Cluster(kafka, tmp_path, unique)
+    for name in "abc":
+        (tmp_path / name).mkdir()
+    traffic, expected = _traffic(100_000, 200, 40)
+    topics = {"process": cluster.process_topic, "network": cluster.network_topic}
+    lines = [(topics[t], value) for t, value in traffic]
+    reader = TopicReader(kafka, cluster.alerts)
+    cap = ("--alert-cap", "0")  # hundreds of alerts a partition: no cap in this test
+    workers = {n: cluster.worker(n, *cap).start() for n in "ab"}
+    try:
+        for w in workers.values():
+            w.wait_ready()
+        steps = [
+            lambda: workers.__setitem__("c", cluster.worker("c", *cap).start()),
+            lambda: workers["a"].stop(signal.SIGKILL),
+            lambda: workers.__setitem__("a", cluster.worker("a", *cap).start()),
+            lambda: workers["b"].stop(signal.SIGTERM),
+            lambda: None,
+        ]
+        chunk = len(lines) // len(steps)
+        for n, step in enumerate(steps):
+            sent = replay(kafka, lines[n * chunk : (n + 1) * chunk], rate=5_000)
+            assert sent.failed == 0, sent.errors
+            step()
+        _exactly_once(reader, expected, alive=workers["c"].check_alive)
+        assert _full_restores(list(workers.values())) > 4  # each rebalance restored
     finally:
         for w in workers.values():
             w.stop()
