@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
@@ -26,6 +27,17 @@ FETCH_MAX_WAIT_MS = 100
 """The worker consumer's fetch wait (Faust hard-codes 1,500 ms, see F8)."""
 WATCH_COORDINATION_S = 1.0
 """How often the consumer checks that it still takes part in its group."""
+REVOKE_BOUND_S = 30.0
+"""Longest a worker may take to give up its partitions (the commit before it included).
+The whole group waits for it (up to the max poll interval, 1,000 s in Faust), and a worker
+stuck there detects nothing: past this it ends, and its restart redoes the work."""
+
+
+def revoke_overdue(since: float | None, now: float, bound: float = REVOKE_BOUND_S) -> str | None:
+    """Why a revocation that began at `since` (monotonic s; None: none running) is stuck."""
+    if since is None or now - since <= bound:
+        return None
+    return f"giving up its partitions has not finished in {now - since:.0f} s"
 
 
 class RecordsSkipped(RuntimeError):
@@ -96,7 +108,9 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         waiting: BaseException | None = None
         while not self.should_stop:
             await self.sleep(WATCH_COORDINATION_S)
-            reason = self.coordination_failure()
+            reason = self.coordination_failure() or revoke_overdue(
+                getattr(self.consumer, "revoking_since", None), time.monotonic()
+            )
             # An error the coordination task hands to the fetch and then waits on: a fetch
             # takes it within a poll; one that waits a whole check has no fetch to take it.
             pending = self._coordinator_attribute("_pending_exception")
@@ -137,6 +151,9 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
 
 
 class Consumer(driver.Consumer):
+    revoking_since: float | None = None
+    """When the running revocation began (monotonic s), for the group watch."""
+
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -161,9 +178,13 @@ class Consumer(driver.Consumer):
         process (Producer.commit_transactions) instead of letting the rebalance go on
         with RocksDB ahead of the changelog.
         """
-        if not await self.commit():  # False also when it waited for a running commit
-            await self.commit()
-        await super().on_partitions_revoked(revoked)
+        self.revoking_since = time.monotonic()  # watched: a stuck revoke stalls the group
+        try:
+            if not await self.commit():  # False also when it waited for a running commit
+                await self.commit()
+            await super().on_partitions_revoked(revoked)
+        finally:
+            self.revoking_since = None
 
     def _new_offset(self, tp: Any) -> int | None:
         """F4's safety net: offsets that never reached the agent restart the worker.
