@@ -140,6 +140,24 @@ UPSTREAM: list[tuple[str, Any, str, str]] = [
         "persists the changelog offset on commit under exactly-once (our table does the same)",
     ),
     (
+        "F10",
+        Recovery._slurp_changelogs,
+        "7825c7e50f766d5a",
+        "ends a restore at last offset = end - 1, or after two empty 5 s polls",
+    ),
+    (
+        "F10",
+        Recovery._build_highwaters,
+        "91b4cc0d3724ae7b",
+        "takes the end offset minus one as the partition's highwater",
+    ),
+    (
+        "F10",
+        faust_consumer.ThreadDelegateConsumer._getmany,
+        "f9d47aa9010b5ff2",
+        "returns the client's records per partition (we note the last offset of each)",
+    ),
+    (
         "watch",
         GroupCoordinator.check_errors,
         "ba6ca51ad34838d9",

@@ -13,6 +13,8 @@ import time
 from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.protocol.offset import OffsetRequest
+from aiokafka.structs import TopicPartition
 from faust.exceptions import ProducerSendError
 from faust.streams import current_event
 from faust.transport import consumer as faust_consumer
@@ -137,6 +139,19 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         exc = task.exception()
         return "the task returned" if exc is None else f"{type(exc).__name__}: {exc}"
 
+    async def stable_ends(self, partitions: list[Any]) -> dict[Any, int | None]:
+        """F10: each partition's end offset if no transaction is open on it, else None.
+
+        The last stable offset (read_committed) equals the high watermark only when no
+        transaction on the partition is still open or waiting for its markers; below it,
+        then, is everything that will ever be committed there by the writers fenced so
+        far. A restore may end there, and only there.
+        """
+        return await self.call_thread(self._stable_ends, partitions)
+
+    async def _stable_ends(self, partitions: list[Any]) -> dict[Any, int | None]:
+        return await stable_ends(self._ensure_consumer(), partitions)
+
     def _coordinator_attribute(self, name: str) -> Any:
         """An attribute of aiokafka's group coordinator (canary: test_faust_canaries)."""
         return getattr(getattr(self._consumer, "_coordinator", None), name, None)
@@ -156,6 +171,30 @@ class Consumer(driver.Consumer):
 
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def stable_ends(self, partitions: list[Any]) -> dict[Any, int | None]:
+        thread = self._thread
+        assert isinstance(thread, ConsumerThread)
+        return await thread.stable_ends(partitions)
+
+    @property
+    def returned(self) -> dict[Any, int]:
+        """The offset of the last record the client returned, per partition (F10): with
+        `_read_offset` (the last one handed on) it tells whether a record fetched is
+        still on its way through Faust."""
+        try:
+            return self._seqwatch_returned  # type: ignore[has-type, no-any-return]
+        except AttributeError:
+            self._seqwatch_returned: dict[Any, int] = {}
+            return self._seqwatch_returned
+
+    async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
+        records = await super()._getmany(active_partitions, timeout)
+        returned = self.returned
+        for tp, messages in records.items():
+            if messages:
+                returned[tp] = messages[-1].offset
+        return records
 
     async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
         """F2: no commit lands in the middle of a batch.
@@ -182,6 +221,8 @@ class Consumer(driver.Consumer):
         try:
             if not await self.commit():  # False also when it waited for a running commit
                 await self.commit()
+            for tp in revoked:  # as Faust forgets their read offsets (F10)
+                self.returned.pop(tp, None)
             await super().on_partitions_revoked(revoked)
         finally:
             self.revoking_since = None
@@ -226,6 +267,29 @@ def skipped(acked: list[int] | None, committed: int | None) -> tuple[int, int] |
     if lowest - committed > 1:
         return committed, lowest - 1
     return None
+
+
+async def stable_ends(consumer: Any, partitions: list[Any]) -> dict[Any, int | None]:
+    """`ConsumerThread.stable_ends` on an aiokafka consumer with isolation read_committed."""
+    stable = await consumer.end_offsets(list(partitions))  # read_committed: the LSO
+    client = consumer._client
+    by_node: dict[int, dict[str, list[tuple[int, int]]]] = {}
+    for tp in partitions:
+        node = client.cluster.leader_for_partition(tp)
+        if node is None or node < 0:
+            return dict.fromkeys(partitions)
+        by_node.setdefault(node, {}).setdefault(tp.topic, []).append((tp.partition, -1))
+    high: dict[Any, int] = {}
+    for node, topics in by_node.items():
+        # isolation level 0 (read_uncommitted): the high watermark
+        response = await client.send(node, OffsetRequest(-1, 0, list(topics.items())))
+        for topic, parts in response.topics:
+            for partition, error, *info in parts:
+                if error == 0:
+                    high[TopicPartition(topic, partition)] = info[-1]
+    return {
+        tp: stable[tp] if tp in high and high[tp] == stable.get(tp) else None for tp in partitions
+    }
 
 
 class ChangelogBuffer(faust_producer.ProducerBuffer):
