@@ -30,7 +30,7 @@ from app.worker.faust_ext import versions
 from app.worker.faust_ext.app import SeqwatchApp, reset_current_event, set_current_event
 from app.worker.faust_ext.recovery import TableManager
 from app.worker.faust_ext.table import ChangelogTable
-from app.worker.ingest import Ingest, IngestRunner, build_engine
+from app.worker.ingest import Ingest, IngestRunner, build_engine, instance_id
 from app.worker.ingest_process import IngestProcess
 from app.worker.metrics import WorkerStats, build_registry
 from app.worker.settings import WorkerSettings
@@ -50,6 +50,7 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
     versions.check()
     engine = build_engine(settings)
     failures = Failures(settings.data_dir)
+    instance = instance_id(settings.data_dir)
     app = SeqwatchApp(
         settings.group_id,
         failures=failures,
@@ -68,6 +69,13 @@ def build_app(settings: WorkerSettings) -> SeqwatchApp:
         table_standby_replicas=settings.standby_replicas,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout_s,
+        # Static membership (KIP-345): a worker restarted on its --data-dir takes its
+        # partitions back at once instead of after the dead member's session timeout.
+        consumer_group_instance_id=f"{instance}.state",
+        # Faust's assignor puts this URL in each assignment and asserts it is its own; a
+        # static member rejoining gets its previous assignment back, so it must not
+        # change with the web port (seqwatch does not route between workers by URL).
+        canonical_url=f"http://seqwatch-{instance}.invalid",
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
         broker_commit_interval=settings.commit_interval_s,
         consumer_max_fetch_size=max(4 * 1024 * 1024, settings.engine.max_record_bytes * 2),

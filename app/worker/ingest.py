@@ -191,6 +191,8 @@ class Ingest:
                 **kafka,
                 **QUIET,
                 "group.id": group,
+                # Static membership (KIP-345), as the state stage's consumer (app.py).
+                "group.instance.id": f"{instance_id(settings.data_dir)}.ingest",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",

@@ -158,6 +158,18 @@ UPSTREAM: list[tuple[str, Any, str, str]] = [
         "returns the client's records per partition (we note the last offset of each)",
     ),
     (
+        "F15",
+        driver.Producer.stop_transaction,
+        "ba24cb80581302aa",
+        "pops and stops a revoked partition's producer without its transaction lock",
+    ),
+    (
+        "F15",
+        faust_consumer.TransactionManager._stop_transactions,
+        "7c38278582f539f0",
+        "stops each revoked partition's producer through Producer.stop_transaction",
+    ),
+    (
         "watch",
         GroupCoordinator.check_errors,
         "ba6ca51ad34838d9",

@@ -1,7 +1,7 @@
 """The `seqwatch://` transport: Faust's aiokafka transport with seqwatch's fixes.
 
 Each class overrides the few methods its fix needs and calls the upstream one for the
-rest. The defects (F1..F13) are described in docs/faust-defects.md; the canary test of
+rest. The defects (F1..F15) are described in docs/faust-defects.md; the canary test of
 each is in tests/unit/test_faust_canaries.py.
 """
 
@@ -404,6 +404,24 @@ class Producer(driver.Producer):
             return
         await super().begin_transaction(transactional_id)
 
+    async def stop_transaction(self, transactional_id: str) -> None:
+        """Faust's, under the transaction's lock: a revoked partition's producer stops
+        only between two commits.
+
+        Faust stopped it whenever a rebalance assigned the partition away, also while a
+        commit of the worker's commit timer was sending its offsets; that commit waited
+        on a stopped producer forever, and with it every later commit and the next
+        revocation: the worker hung in the rebalance, its whole group with it (seen in
+        the load test of group changes: "Revoking previously assigned partitions", then
+        only failed heartbeats, until the group watch's revoke bound ended it).
+        """
+        lock = self._trn_locks.get(transactional_id)
+        if lock is None:
+            await super().stop_transaction(transactional_id)
+            return
+        async with lock:
+            await super().stop_transaction(transactional_id)
+
     async def commit_transactions(
         self,
         tid_to_offset_map: Any,
@@ -430,6 +448,11 @@ class Producer(driver.Producer):
                 log.warning("commit for unknown transaction %s skipped", transactional_id)
                 return
             async with lock:
+                if self._transaction_producers.get(transactional_id) is not producer:
+                    # stopped with its partition while this waited (stop_transaction):
+                    # its transaction is the next owner's to fence and redo
+                    log.info("commit of %s skipped: its partition moved", transactional_id)
+                    return
                 try:
                     if not producer._txn_manager.is_in_transaction():
                         await producer.begin_transaction()
