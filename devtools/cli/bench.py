@@ -7,6 +7,7 @@ stderr so that stdout carries only the table and, with --json, one JSON object l
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -63,6 +64,14 @@ from app.kafka.settings import KafkaSettings
     " the bundled rule's alerts are the ones counted.",
 )
 @click.option(
+    "--many-rules",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Also run this many rules of the bundled rule's shape for other binaries"
+    " (devtools/bench/rulesets.py: Elastic's '<binary> Making Network Connections' family).",
+)
+@click.option(
     "--storm-starts",
     type=int,
     default=20_000,
@@ -90,6 +99,7 @@ def bench(
     disorder_ms: int,
     port: int,
     rules: tuple[str, ...],
+    many_rules: int,
     storm_starts: int,
     latency_samples: Path | None,
     as_json: bool,
@@ -99,6 +109,7 @@ def bench(
     steady load, and the detect engine alone, on a generated realistic stream.
 
     Without --bootstrap it uses (and if needed starts) the local broker on --port."""
+    from devtools.bench.rulesets import BINARIES, write_rules
     from devtools.bench.runner import Bench, BenchOptions, print_result
 
     problems = []
@@ -116,8 +127,14 @@ def bench(
         problems.append("--disorder-ms must be within [0, 60000) (the worker's lateness)")
     if storm_starts < 0:
         problems.append("--storm-starts must be 0 (skip) or more")
+    if not 0 <= many_rules <= len(BINARIES):
+        problems.append(f"--many-rules must be within [0, {len(BINARIES)}]")
     if problems:
         raise ConfigError("; ".join(problems))
+    if many_rules:
+        folder = Path(tempfile.mkdtemp(prefix="seqwatch-bench-rules-"))
+        write_rules(folder, many_rules)
+        rules = (*rules, str(folder))
     ctx = click.get_current_context()
     explicit = ctx.get_parameter_source("bootstrap") not in (
         None,
