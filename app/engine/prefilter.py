@@ -26,7 +26,15 @@ import re
 from collections.abc import Callable, Sequence
 from functools import partial
 
+import ahocorasick
+
 from app.engine.compile import CompiledQuery
+
+AUTOMATON_FROM = 8
+"""Fragments from which a block scan looks for all of them in one Aho-Corasick pass
+instead of one memchr-speed find each: with the 44 fragments of 41 rules the finds took
+75% of the ingest stage's decode (2 ms a 128-record block); one or two rules' few
+fragments are faster found one by one."""
 
 # Non-ASCII characters whose str.lower() contains an ASCII character (see the module doc).
 ASCII_LOWERING: tuple[str, ...] = ("\u0130", "\u212a")
@@ -77,6 +85,7 @@ class Prefilter:
         # Longest first, then alphabetical: a deterministic order keeps the cost stable.
         self.fragments: tuple[str, ...] = tuple(sorted(fragments, key=lambda f: (-len(f), f)))
         self._bytes: tuple[bytes, ...] = tuple(f.encode("ascii") for f in self.fragments)
+        self._automaton: ahocorasick.Automaton | None = None
 
     @classmethod
     def union(cls, prefilters: list[Prefilter]) -> Prefilter:
@@ -86,6 +95,7 @@ class Prefilter:
         fragments = set().union(*(p.fragments for p in prefilters))
         combined.fragments = tuple(sorted(fragments, key=lambda f: (-len(f), f)))
         combined._bytes = tuple(f.encode("ascii") for f in combined.fragments)
+        combined._automaton = None
         return combined
 
     def may_match(self, raw: bytes, low: bytes | None = None) -> bool:
@@ -116,7 +126,10 @@ class Prefilter:
         """
         found: set[int] = set()
         low = block.lower()
-        probes: list[Callable[[int], int]] = [partial(low.find, f) for f in self._bytes]
+        if len(self._bytes) >= AUTOMATON_FROM:
+            probes: list[Callable[[int], int]] = [self._fragment_finder(low)]
+        else:
+            probes = [partial(low.find, f) for f in self._bytes]
         probes.append(partial(block.find, b"\\u"))
         if not block.isascii():
             probes.extend(_lead_byte_finder(block, c) for c in _ASCII_LOWERING_BYTES)
@@ -130,6 +143,25 @@ class Prefilter:
                     break
                 position = find(ends[index])
         return sorted(found)
+
+    def _fragment_finder(self, low: bytes) -> Callable[[int], int]:
+        """Where the first fragment at or after `start` begins in `low`, or -1: all
+        fragments in one pass (an Aho-Corasick automaton over the bytes as latin-1, one
+        character per byte, so positions are byte offsets)."""
+        automaton = self._automaton
+        if automaton is None:
+            automaton = self._automaton = ahocorasick.Automaton()
+            for fragment in self.fragments:
+                automaton.add_word(fragment, len(fragment))
+            automaton.make_automaton()
+        text = low.decode("latin-1")
+
+        def find(start: int) -> int:
+            for end, length in automaton.iter(text, start):
+                return int(end) - int(length) + 1
+            return -1
+
+        return find
 
     def _text_may_match(self, raw: bytes) -> bool:
         """The exact check on decoded, unescaped, Unicode-lower-cased text (rare path)."""
