@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from app.engine.rule import DEFAULT_RULE
+from app.engine.rule import DEFAULT_RULE, load_rule
 
 BINARIES = (
     "RegSvr32.exe", "mshta.exe", "rundll32.exe", "cmstp.exe", "RegAsm.exe", "RegSvcs.exe",
@@ -33,6 +33,7 @@ def write_rules(folder: Path, count: int) -> list[Path]:
     """`count` copies of the bundled rule, one binary each, as TOML files in `folder`."""
     if not 0 < count <= len(BINARIES):
         raise ValueError(f"between 1 and {len(BINARIES)} rules, not {count}")
+    bundled = load_rule(DEFAULT_RULE)
     source = DEFAULT_RULE.read_text()
     folder.mkdir(parents=True, exist_ok=True)
     written = []
@@ -40,8 +41,8 @@ def write_rules(folder: Path, count: int) -> list[Path]:
         rule_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"seqwatch-bench/{binary}"))
         text = (
             source.replace('"MSBuild.exe"', f'"{binary}"')
-            .replace("MsBuild Making Network Connections", f"{binary} Making Network Connections")
-            .replace("0e79980b-4250-4a50-a509-69294c14e84b", rule_id)
+            .replace(bundled.name, f"{binary} Making Network Connections")
+            .replace(bundled.rule_id, rule_id)
         )
         path = folder / f"{binary.lower().replace('.', '_')}_making_network_connections.toml"
         path.write_text(text)

@@ -131,34 +131,34 @@ def bench(
         problems.append(f"--many-rules must be within [0, {len(BINARIES)}]")
     if problems:
         raise ConfigError("; ".join(problems))
-    if many_rules:
-        folder = Path(tempfile.mkdtemp(prefix="seqwatch-bench-rules-"))
-        write_rules(folder, many_rules)
-        rules = (*rules, str(folder))
     ctx = click.get_current_context()
     explicit = ctx.get_parameter_source("bootstrap") not in (
         None,
         click.core.ParameterSource.DEFAULT,
     )
-    options = BenchOptions(
-        events=events,
-        msbuild_share=msbuild_share,
-        event_bytes=event_bytes,
-        rate=rate,
-        latency_seconds=latency_seconds,
-        pair_rate=pair_rate,
-        repeat=repeat,
-        seed=seed,
-        disorder_ms=disorder_ms,
-        keep=keep,
-        port=port,
-        kafka=kafka if explicit else None,
-        rules=rules,
-        storm_starts=storm_starts,
-        latency_samples=latency_samples,
-    )
-    console = Console(stderr=True)
-    result = Bench(options, console).run()
-    print_result(result, console, as_json)
+    with tempfile.TemporaryDirectory(prefix="seqwatch-bench-rules-") as generated:
+        if many_rules:  # lives as long as the run: each worker reads the rules at start
+            write_rules(Path(generated), many_rules)
+            rules = (*rules, generated)
+        options = BenchOptions(
+            events=events,
+            msbuild_share=msbuild_share,
+            event_bytes=event_bytes,
+            rate=rate,
+            latency_seconds=latency_seconds,
+            pair_rate=pair_rate,
+            repeat=repeat,
+            seed=seed,
+            disorder_ms=disorder_ms,
+            keep=keep,
+            port=port,
+            kafka=kafka if explicit else None,
+            rules=rules,
+            storm_starts=storm_starts,
+            latency_samples=latency_samples,
+        )
+        console = Console(stderr=True)
+        result = Bench(options, console).run()
+        print_result(result, console, as_json)
     if not result.ok:
         sys.exit(1)

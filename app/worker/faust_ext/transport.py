@@ -169,6 +169,13 @@ class Consumer(driver.Consumer):
     revoking_since: float | None = None
     """When the running revocation began (monotonic s), for the group watch."""
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # The offset of the last record the client returned, per partition (F10): with
+        # `_read_offset` (the last one handed on) it tells whether a record fetched is
+        # still on its way through Faust.
+        self.returned: dict[Any, int] = {}
+
     def _new_consumer_thread(self) -> driver.AIOKafkaConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -176,17 +183,6 @@ class Consumer(driver.Consumer):
         thread = self._thread
         assert isinstance(thread, ConsumerThread)
         return await thread.stable_ends(partitions)
-
-    @property
-    def returned(self) -> dict[Any, int]:
-        """The offset of the last record the client returned, per partition (F10): with
-        `_read_offset` (the last one handed on) it tells whether a record fetched is
-        still on its way through Faust."""
-        try:
-            return self._seqwatch_returned  # type: ignore[has-type, no-any-return]
-        except AttributeError:
-            self._seqwatch_returned: dict[Any, int] = {}
-            return self._seqwatch_returned
 
     async def _getmany(self, active_partitions: Any, timeout: float) -> Any:
         records = await super()._getmany(active_partitions, timeout)
