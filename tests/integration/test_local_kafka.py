@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -64,10 +66,7 @@ def test_missing_java_is_one_clear_line(tmp_path) -> None:
 def test_a_port_held_by_another_process_is_one_clear_line(tmp_path) -> None:
     """The controller port (port+1) taken: `up` names it instead of starting a doomed JVM."""
     env = {"SEQWATCH_CACHE": str(tmp_path / "cache")}
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        taken = holder.getsockname()[1]
+    with _held_controller_port() as taken:
         port = str(taken - 1)
         result = run_seqwatch("kafka", "up", "--port", port, env=env)
     assert result.returncode == 2
@@ -75,3 +74,31 @@ def test_a_port_held_by_another_process_is_one_clear_line(tmp_path) -> None:
     assert len(lines) == 1, lines
     assert f"port 127.0.0.1:{taken} is in use" in lines[0]
     assert not os.path.exists(tmp_path / "cache" / "run" / f"kafka-{port}" / "kafka.pid")
+
+
+@contextlib.contextmanager
+def _held_controller_port() -> Iterator[int]:
+    """Listen on a port whose neighbour below is free, outside the ephemeral range.
+
+    A port the kernel hands out for outgoing connections (Linux: 32768-60999) can be
+    taken by any client at any moment; CI once saw the broker port itself in use.
+    Below that range only explicit listeners bind, so a free pair there stays free.
+    """
+    for taken in range(24001, 32000, 7):
+        holder = socket.socket()
+        try:
+            holder.bind(("127.0.0.1", taken))
+        except OSError:
+            holder.close()
+            continue
+        with holder, socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", taken - 1))
+            except OSError:
+                continue
+            probe.close()
+            holder.listen()
+            yield taken
+            return
+    raise AssertionError("no free port pair below the ephemeral range")
