@@ -8,6 +8,7 @@ connection settings (secrets included) reach it through the environment, never a
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,6 +27,8 @@ from app.kafka.settings import KafkaSettings
 ROOT = Path(__file__).resolve().parents[1]
 RESERVED_PORTS = range(29092, 29801)
 """Brokers of tests and concurrent sessions live there: never bind a web port in it."""
+LISTEN_PORTS = range(20000, 29000)
+"""Web ports: below the kernel's ephemeral range and RESERVED_PORTS."""
 
 
 class WorkerExited(SeqwatchError):
@@ -33,13 +36,19 @@ class WorkerExited(SeqwatchError):
 
 
 def free_port() -> int:
-    """An ephemeral port for a worker's web server, outside the reserved range."""
-    for _ in range(50):
+    """A port for a worker's web server that no outgoing connection can take meanwhile.
+
+    The kernel's ephemeral range (Linux: 32768-60999) serves every client's outgoing
+    connections, so a port found free there can be gone by the time the worker binds it.
+    """
+    for port in random.sample(LISTEN_PORTS, 50):
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in RESERVED_PORTS:
-            return port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
     raise SeqwatchError("no free port for the worker's web server")
 
 

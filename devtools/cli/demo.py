@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from rich.console import Console
 from app.errors import SeqwatchError
 from app.kafka import io
 from app.kafka.settings import KafkaSettings
+from devtools.harness import free_port
 from devtools.kafka import LocalKafka
 
 SAMPLES = Path(__file__).resolve().parents[2] / "topics" / "samples"
@@ -69,7 +69,7 @@ def demo(port: int, samples: Path, as_json: bool, timeout: float, keep_kafka: bo
             f"      the offline engine finds {len(expected)} alert(s) in {len(files)} sample files"
         )
         start_offsets = _end_offsets(kafka, "alerts")
-        web_port = _free_port()
+        web_port = free_port()
         log_path = workdir / "worker.log"
         group = f"seqwatch-demo-{int(time.time())}"
         console.print(
@@ -239,9 +239,3 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
