@@ -75,6 +75,18 @@ def take_more(left: int, read: int, forwarded: int) -> bool:
     return left > 0 and read < BATCH_RECORDS and forwarded < BATCH_FORWARDS
 
 
+FETCH: dict[str, int] = {
+    "fetch.max.bytes": 52_428_800,
+    # Small per-partition fetches interleave the partitions finely: the state stage's
+    # watermark is the minimum over inputs it has seen, and reading one partition far
+    # ahead of the others (8 MiB at a time) expired starts whose connections sat in a
+    # partition not read yet. A larger record still arrives whole (a fetch always returns
+    # at least one batch).
+    "max.partition.fetch.bytes": 262_144,
+    "queued.max.messages.kbytes": 131_072,
+}
+"""The ingest consumer's fetch settings; the bench's baseline consumer uses the same."""
+
 TICK_INTERVAL_S = 5.0
 """How often the ingest stage sends the wall clock to each state partition (ordered
 sequences only): a quiet partition's held alerts wait at most this past the lateness."""
@@ -199,14 +211,7 @@ class Ingest:
                 "session.timeout.ms": int(settings.session_timeout_s * 1000),
                 "heartbeat.interval.ms": max(500, int(settings.session_timeout_s * 200)),
                 "max.poll.interval.ms": 300_000,
-                "fetch.max.bytes": 52_428_800,
-                # Small per-partition fetches interleave the partitions finely: the state
-                # stage's watermark is the minimum over inputs it has seen, and reading one
-                # partition far ahead of the others (8 MiB at a time) expired starts whose
-                # connections sat in a partition not read yet. A larger record still
-                # arrives whole (a fetch always returns at least one batch).
-                "max.partition.fetch.bytes": 262_144,
-                "queued.max.messages.kbytes": 131_072,
+                **FETCH,
                 "topic.metadata.refresh.interval.ms": 5_000,
                 "error_cb": self._on_client_error,
             }

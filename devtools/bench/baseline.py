@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
@@ -20,10 +21,18 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from app.errors import SeqwatchError
 from app.kafka import admin as kadmin
 from app.kafka.settings import KafkaSettings
+from app.worker.ingest import FETCH
+
+LARGE_FETCH = {"max.partition.fetch.bytes": 8_388_608}
+"""A bare consumer's usual choice (librdkafka's default is 1 MiB): large fetches, one
+partition far ahead of the others, which the worker cannot afford (ingest.FETCH)."""
 
 
-def consumer_config(settings: KafkaSettings) -> dict[str, object]:
-    """What app/worker/ingest.py gives its consumer, minus the group protocol."""
+def consumer_config(
+    settings: KafkaSettings, fetch: Mapping[str, int] | None = None
+) -> dict[str, object]:
+    """What app/worker/ingest.py gives its consumer, minus the group protocol; `fetch`
+    overrides its fetch settings."""
     return {
         **settings.confluent(),
         **kadmin.QUIET,
@@ -31,9 +40,8 @@ def consumer_config(settings: KafkaSettings) -> dict[str, object]:
         "enable.auto.commit": False,
         "enable.partition.eof": False,
         "isolation.level": "read_committed",
-        "fetch.max.bytes": 52_428_800,
-        "max.partition.fetch.bytes": 8_388_608,
-        "queued.max.messages.kbytes": 131_072,
+        **FETCH,
+        **(fetch or {}),
     }
 
 
@@ -50,6 +58,7 @@ def read_all(
     expected: int,
     *,
     parse: bool,
+    fetch: Mapping[str, int] | None = None,
     timeout: float = 600.0,
 ) -> BaselineRun:
     """Read `expected` records from the beginning of `partitions`; with `parse`, orjson.loads
@@ -57,7 +66,7 @@ def read_all(
 
     The clock starts after assign() (client construction is not consumption) and stops
     when the last expected record is in hand."""
-    consumer = Consumer(consumer_config(settings))
+    consumer = Consumer(consumer_config(settings, fetch))
     try:
         consumer.assign(
             [TopicPartition(tp.topic, tp.partition, OFFSET_BEGINNING) for tp in partitions]

@@ -172,12 +172,18 @@ class Bench:
             raise RuntimeError(f"bench topics hold {visible} records, expected {n}")
         partitions = load.partitions_of(self.settings, list(inputs.values()))
 
-        # (a) baseline, consume-only and consume+orjson alternating so drift hits both
+        # (a) baseline, consume-only and consume+orjson alternating so drift hits both; the
+        # large-fetch row shows what the worker's small fetches (ingest.FETCH) cost
         parsed = report.Row("baseline: confluent consume(10000) + orjson.loads", n)
         raw = report.Row("baseline: confluent consume(10000) only", n)
+        large = report.Row("baseline, 8 MiB partition fetches: consume + orjson.loads", n)
         for k in range(o.repeat):
-            for row, parse in ((parsed, True), (raw, False)):
-                r = base.read_all(self.settings, partitions, n, parse=parse)
+            for row, parse, fetch in (
+                (parsed, True, None),
+                (raw, False, None),
+                (large, True, base.LARGE_FETCH),
+            ):
+                r = base.read_all(self.settings, partitions, n, parse=parse, fetch=fetch)
                 row.seconds.append(r.seconds)
                 self.say(f"{row.phase} #{k + 1}: {n / r.seconds:,.0f} events/s")
 
@@ -289,7 +295,7 @@ class Bench:
             if self.o.kafka is None
             else self.settings.bootstrap
         )
-        rows = [parsed, raw, worker_row, processed_row, done_row, engine_row, *decode_rows]
+        rows = [parsed, raw, large, worker_row, processed_row, done_row, engine_row, *decode_rows]
         if storms:
             rows.append(storm_row)
         summary = report.summary(
@@ -311,6 +317,7 @@ class Bench:
                 "seed": o.seed,
                 "rules": list(o.rules),
                 "run_id": self.names.run_id,
+                "baseline_large_fetch_events_per_s": report.round_or_none(large.events_per_s),
                 "worker_runs": [self._run_json(r) for r in runs],
                 "detect_engine_alerts": engine_alerts,
                 "ingest_decode_per_record_events_per_s": report.round_or_none(

@@ -9,8 +9,10 @@ import orjson
 import pytest
 
 from app.engine import Engine, Event, MemoryState, Source, load_rule
+from app.kafka.settings import KafkaSettings
+from app.worker.ingest import FETCH
 from devtools import harness
-from devtools.bench import engine_run, ingest_decode, latency, load
+from devtools.bench import baseline, engine_run, ingest_decode, latency, load
 from devtools.synth import SHAPES, Record, generate
 
 
@@ -130,3 +132,14 @@ def test_latency_reports_the_first_seconds_apart_from_the_settled_rate() -> None
     assert out["max_ms"] == 2_000.0 and out["p99_ms"] > 1_900  # every alert counts there
     assert out["first_seconds_max_ms"] == 2_000.0
     assert 150.0 <= out["settled_p50_ms"] <= out["settled_p99_ms"] <= 250.0
+
+
+def test_the_baseline_consumer_fetches_as_the_ingest_consumer_does() -> None:
+    """The ratio compares work, not configuration: the baseline's fetch settings are the
+    worker's (they once drifted: 8 MiB partition fetches against the worker's 256 KiB)."""
+    settings = KafkaSettings(bootstrap="127.0.0.1:1")
+    config = baseline.consumer_config(settings)
+    assert {k: config[k] for k in FETCH} == FETCH
+    large = baseline.consumer_config(settings, baseline.LARGE_FETCH)
+    assert large["max.partition.fetch.bytes"] == 8_388_608
+    assert large["max.partition.fetch.bytes"] != FETCH["max.partition.fetch.bytes"]
