@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
+from app.errors import SeqwatchError
 from app.kafka.io import producer_config
 from app.kafka.settings import KafkaSettings
 from devtools.bench.alerts import AlertReader, AlertTally
@@ -117,17 +118,35 @@ class LatencyRun:
     """event.created (the worker's engine completing the sequence) minus produce time."""
     unexpected_alerts: int = 0
     late_sends: int = 0
-    slowest: list[tuple[float, float]] = field(default_factory=list)
-    """The five slowest pairs: (seconds into the phase when produced, latency ms)."""
-    samples: list[tuple[float, float]] = field(default_factory=list)
-    """Every pair: (seconds into the phase when produced, latency ms)."""
     """Sends more than 50 ms behind schedule: the bench process did not get the CPU (on a
     2-core machine it shares it with the worker and the broker)."""
+    slowest: list[tuple[float, float]] = field(default_factory=list)
+    """The five slowest pairs: (seconds into the phase when produced, latency ms)."""
+    samples: list[tuple[float, float, float | None]] = field(default_factory=list)
+    """Every pair: (seconds into the phase when produced, latency ms, ms until the state
+    stage sent the alert): the difference of the two is the wait for its commit."""
     max_lag_ms: float = 0.0
 
 
+def warm_producer(settings: KafkaSettings, topics: Sequence[str], warm_topic: str) -> Producer:
+    """The phase's producer, connected, with its producer id and the topics' leaders.
+
+    A fresh idempotent producer's first records wait for all three (the first records of
+    a run reached the broker 300-400 ms after produce(), seen in the worker's fetch log):
+    the bench's own start-up, which was counted as the worker's latency. One record to a
+    topic of its own, flushed, and each topic's metadata, before the worker starts.
+    """
+    producer = Producer(producer_config(settings))
+    for topic in topics:
+        producer.list_topics(topic, timeout=30)
+    producer.produce(warm_topic, b"{}")
+    if producer.flush(30):
+        raise SeqwatchError(f"the latency phase's producer could not write to {warm_topic}")
+    return producer
+
+
 def produce_paced(
-    settings: KafkaSettings,
+    producer: Producer,
     schedule: Sequence[tuple[float, int, int]],
     background: Sequence[Record],
     topic_map: dict[str, str],
@@ -136,7 +155,6 @@ def produce_paced(
 ) -> None:
     """Send `schedule` in real time; polls the producer between sends so delivery reports
     (and their memory) never pile up."""
-    producer = Producer(producer_config(settings))
     produce = producer.produce
     start = time.perf_counter()
     i = 0
@@ -183,19 +201,21 @@ def collect(run: LatencyRun, tally: AlertTally) -> None:
     run.tally = tally
     by_entity = {a.entity_id: a for a in tally.first.values()}
     began = min(run.produced_wall.values(), default=0.0)
-    samples: list[tuple[float, float]] = []
+    samples: list[tuple[float, float, float | None]] = []
     for entity, seen in by_entity.items():
         produced = run.produced_wall.get(entity)
         if produced is None:
             run.unexpected_alerts += 1
             continue
         run.latencies_ms.append((seen.read_wall - produced) * 1000)
-        samples.append((round(produced - began, 2), round(run.latencies_ms[-1], 1)))
+        detected = None
         if seen.created_ms is not None:
-            run.detect_ms.append(seen.created_ms - produced * 1000)
+            detected = round(seen.created_ms - produced * 1000, 1)
+            run.detect_ms.append(detected)
+        samples.append((round(produced - began, 2), round(run.latencies_ms[-1], 1), detected))
     # When in the phase the slowest ones were sent: a cluster at the start is the
     # worker settling, one spread over the run is steady-state jitter.
-    run.slowest = sorted(samples, key=lambda sample: -sample[1])[:5]
+    run.slowest = [(t, ms) for t, ms, _ in sorted(samples, key=lambda sample: -sample[1])[:5]]
     run.samples = samples
 
 
@@ -224,8 +244,8 @@ def describe(run: LatencyRun) -> dict[str, Any]:
     from devtools.bench.report import latency_summary
 
     tally = run.tally
-    settled = latency_summary([ms for t, ms in run.samples if t >= SETTLE_S])
-    starting = [ms for t, ms in run.samples if t < SETTLE_S]
+    settled = latency_summary([ms for t, ms, _ in run.samples if t >= SETTLE_S])
+    starting = [ms for t, ms, _ in run.samples if t < SETTLE_S]
     return {
         **latency_summary(run.latencies_ms),
         "settled_p50_ms": settled["p50_ms"],

@@ -55,6 +55,10 @@ class BenchNames:
     def deadletter(self) -> str:
         return f"{self.prefix}deadletter"
 
+    def warmup(self) -> str:
+        """Where the latency phase's producer sends its first record (no worker reads it)."""
+        return f"{self.prefix}warmup"
+
     def group(self, tag: str) -> str:
         """Also the prefix of the worker's internal topics (`<group>-events-by-entity`...)."""
         return f"{self.prefix}{tag}"

@@ -53,7 +53,8 @@ class BenchOptions:
     storm_starts: int = 20_000
     """Starts already in the input when the storm phase's worker starts (0 skips it)."""
     latency_samples: Path | None = None
-    """Where to write the latency phase's samples, [seconds into the phase, ms] each."""
+    """Where to write the latency phase's samples: [seconds into the phase, ms, ms until
+    the alert was sent] each."""
     rules: tuple[str, ...] = ()
     """--rules folders or files: the engine and the worker run them besides the bundled
     rule (whose alerts the bench counts)."""
@@ -419,7 +420,7 @@ class Bench:
         o = self.o
         inputs = self.names.inputs("lat")
         alerts_topic = self.names.alerts("lat")
-        load.create_topics(self.settings, [*inputs.values(), alerts_topic])
+        load.create_topics(self.settings, [*inputs.values(), alerts_topic, self.names.warmup()])
         bg_rate = max(0.0, o.rate - 2 * o.pair_rate)
         n_bg = int(o.latency_seconds * bg_rate)
         self.say(f"latency: generating {n_bg:,} background events")
@@ -451,6 +452,9 @@ class Bench:
         # 0.1 s of its first input, seen by a reader started before it).
         reader = AlertReader(self.settings, alerts_topic).start()
         try:
+            producer = latency.warm_producer(
+                self.settings, list(inputs.values()), self.names.warmup()
+            )
             worker = spec.worker(self.settings).start()
         except BaseException:
             reader.stop()
@@ -465,7 +469,7 @@ class Bench:
                 f"latency: {o.rate:,.0f} events/s for {o.latency_seconds:.0f} s"
                 f" ({o.pair_rate:.0f} MSBuild pairs/s), worker pid {worker.pid}"
             )
-            latency.produce_paced(self.settings, schedule, background.records, inputs, pairs, run)
+            latency.produce_paced(producer, schedule, background.records, inputs, pairs, run)
             latency.wait_for_alerts(reader, run.pairs_sent + background.expected_alerts)
             worker.check_alive()
         finally:

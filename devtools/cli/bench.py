@@ -81,7 +81,8 @@ from app.kafka.settings import KafkaSettings
 @click.option(
     "--latency-samples",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write every pair of the latency phase as [seconds into the phase, ms] (JSON).",
+    help="Write every pair of the latency phase as [seconds into the phase, ms, ms until the"
+    " alert was sent] (JSON).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object last on stdout.")
 @click.option("--keep", is_flag=True, help="Keep the bench topics and state directories.")

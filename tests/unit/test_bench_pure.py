@@ -23,6 +23,7 @@ def test_names_share_one_prefix() -> None:
         *names.inputs("lat").values(),
         names.alerts("w1"),
         names.deadletter(),
+        names.warmup(),
         names.group("w1"),
     ]
     assert all(n.startswith("bench-abc123-") for n in every)
@@ -126,8 +127,9 @@ def test_ingest_decode_rows_keep_the_same_records() -> None:
 
 def test_latency_reports_the_first_seconds_apart_from_the_settled_rate() -> None:
     run = latency.LatencyRun(pairs_sent=4)
-    run.samples = [(0.5, 2_000.0), (1.9, 900.0), (2.0, 150.0), (10.0, 250.0)]
-    run.latencies_ms = [ms for _, ms in run.samples]
+    run.samples = [(0.5, 2_000.0, 1_900.0), (1.9, 900.0, None), (2.0, 150.0, 60.0)]
+    run.samples.append((10.0, 250.0, 90.0))
+    run.latencies_ms = [ms for _, ms, _ in run.samples]
     out = latency.describe(run)
     assert out["max_ms"] == 2_000.0 and out["p99_ms"] > 1_900  # every alert counts there
     assert out["first_seconds_max_ms"] == 2_000.0
