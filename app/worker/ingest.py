@@ -223,6 +223,12 @@ class Ingest:
                 "transactional.id": f"{group}.{instance_id(settings.data_dir)}",
                 "transaction.timeout.ms": 30_000,
                 "linger.ms": 5,
+                # A transaction begun right after the last one commits meets the broker
+                # still writing that one's markers: AddOffsetsToTxn answers
+                # CONCURRENT_TRANSACTIONS, retried after retry.backoff.ms (librdkafka: 100
+                # ms; the Java client waits 20 ms in this case, KAFKA-5477). Other retries
+                # still back off exponentially up to retry.backoff.max.ms (1 s).
+                "retry.backoff.ms": 10,
                 "compression.type": "lz4",
                 "message.max.bytes": max(8_388_608, settings.engine.max_record_bytes * 2 + 65_536),
                 # Keys must land where Faust (murmur2) would put them.
