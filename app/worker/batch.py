@@ -75,9 +75,8 @@ def _run(
         raw = message.value
         wall_ms = parse_tick(raw)
         if wall_ms is not None:
-            if wall_ms > 0:  # 0: an idle mark (app.worker.idle_marks), which ends the partition
-                alerts = engine.tick(result.cache, scope, wall_ms)
-                result.alerts.extend((message, None, alert, time.time()) for alert in alerts)
+            alerts = engine.tick(result.cache, scope, wall_ms)
+            result.alerts.extend((message, None, alert, time.time()) for alert in alerts)
             continue
         try:
             items = repartition_items(raw)

@@ -44,7 +44,6 @@ from app.engine.ruleset import RuleSet
 from app.errors import ConfigError
 from app.kafka.admin import QUIET
 from app.worker.deadletter import TOMBSTONE, bounded_deadletter, deadletter_headers
-from app.worker.idle_marks import IdleMarks
 from app.worker.metrics import WorkerStats
 from app.worker.settings import WorkerSettings
 from app.worker.stall import Stall
@@ -217,9 +216,6 @@ class Ingest:
                 "error_cb": self._on_client_error,
             }
         )
-        self.marks = IdleMarks(
-            {**kafka, **QUIET, "error_cb": self._on_client_error}, settings.repartition_topic
-        )
         self.producer = Producer(
             {
                 **kafka,
@@ -267,7 +263,6 @@ class Ingest:
             with contextlib.suppress(KafkaException, RuntimeError):
                 self.consumer.close()
             self.producer.flush(10)
-            self.marks.close()
 
     def _on_client_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN and self.down_since is None:
@@ -296,7 +291,6 @@ class Ingest:
         next_tick = time.monotonic()
         while not self.stopping.is_set():
             batch = self.consumer.consume(num_messages=BATCH_RECORDS, timeout=POLL_S)
-            self.marks.poll(quiet=not batch)
             while batch:  # one transaction or more; no consume() while one is open
                 batch = self._transact(batch)
             if ticks is not None and time.monotonic() >= next_tick and self.assignment:
@@ -311,7 +305,6 @@ class Ingest:
         """The wall clock to every state partition, in a transaction of its own: a
         partition without events still releases what an ordered sequence holds."""
         value = tick_bytes(int(time.time() * 1000))
-        self.marks.wrote(range(self.settings.partitions))
         self.producer.begin_transaction()
         try:
             for partition in range(self.settings.partitions):
@@ -365,13 +358,10 @@ class Ingest:
             # lateness, which expires starts before their connections are read). In event
             # time order the batch adds no disorder of its own.
             candidates.sort(key=lambda c: c[0])
-            written: set[int] = set()
             for partition, key, value, timestamp in bundles(candidates, self.settings.partitions):
                 self._produce(
                     self.settings.repartition_topic, key, value, timestamp, partition=partition
                 )
-                written.add(partition)
-            self.marks.wrote(written)
             if offsets:
                 self.producer.send_offsets_to_transaction(
                     [TopicPartition(t, p, o) for (t, p), o in offsets.items()],

@@ -255,26 +255,3 @@ def test_hostile_streams_keep_every_value_within_its_bound(docs: list[dict[str, 
     assert max(state.largest.get("x", 0), state.largest.get("r", 0)) <= (
         eng.limits.index_page_bytes + 1_024
     )
-
-
-def test_an_idle_mark_moves_no_clock() -> None:
-    """The ingest stage's idle marks (app/worker/idle_marks.py) are ticks of wall time 0:
-    they end a repartition partition and must change nothing, even long after."""
-    from app.engine.event import parse_tick
-    from app.worker.idle_marks import IDLE_MARK
-
-    assert parse_tick(IDLE_MARK) == 0
-    wall = [T0 / 1000]
-    eng = _engine(clock=lambda: wall[0])
-    state = MemoryState()
-    docs = [
-        _doc("a", T0, "process", 1),
-        _doc("a", T0 + 1_000, "file", 2),
-        _doc("a", T0 + 2_000, "network", 3),
-    ]
-    assert _stream(eng, docs, state) == []
-    before = {k: orjson.dumps(state.get(k)) for k in state}
-    assert eng.tick(state, "0", 0) == []
-    assert {k: orjson.dumps(state.get(k)) for k in state} == before
-    wall[0] += LATENESS / 1000 + 3  # a real tick, quiet past the lateness, still releases
-    assert _ids(eng.tick(state, "0", int(wall[0] * 1000))) == [(1, 2, 3)]
